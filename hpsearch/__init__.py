@@ -1,0 +1,3 @@
+"""hpsearch: hyperparameter search for from-scratch NumPy MLPs."""
+
+__version__ = "0.1.0"

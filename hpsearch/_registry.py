@@ -1,0 +1,28 @@
+"""One lookup for every registry: the keys are exactly what users write in TOML."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import TypeVar
+
+from hpsearch.errors import HPSearchError
+
+T = TypeVar("T")
+
+
+def did_you_mean(name: str, candidates) -> str:
+    """``"; did you mean 'relu'?"`` when a close candidate exists, else ``""``."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def lookup(registry: Mapping[str, T], name: str, family: str) -> T:
+    """Return ``registry[name]``, or raise an error listing the allowed names."""
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        allowed = ", ".join(sorted(registry))
+        raise HPSearchError(
+            f"unknown {family} {name!r} (allowed: {allowed}){did_you_mean(name, registry)}"
+        ) from None

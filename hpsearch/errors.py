@@ -1,0 +1,58 @@
+"""The exception family of hpsearch.
+
+Every error a user can cause is an :class:`HPSearchError`; the command line turns
+it into one line on stderr and exit code 2. ``Diverged`` is not a user error but
+a result: the trainer raises it, the study records the trial as pruned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class HPSearchError(ValueError):
+    """A problem hpsearch can name in one line (bad file, bad data, bad option)."""
+
+
+class SpaceError(HPSearchError):
+    """A search-space file breaks a rule; ``path`` is the TOML key path (``params.lr``)."""
+
+    def __init__(self, path: str, message: str):
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class DataError(HPSearchError):
+    """A data set cannot be read or does not fit what was asked of it."""
+
+
+class ResultsError(HPSearchError):
+    """A results directory is missing, foreign, or cannot be written."""
+
+
+@dataclass
+class Diverged(Exception):
+    """Training blew up: ``reason`` is ``"overflow"`` or ``"nan"``.
+
+    ``epoch`` is 1-based, ``step`` counts optimizer steps from 1 over the whole run,
+    ``where`` names the stage (``"forward layer 3"``, ``"backward layer 2"``, ...),
+    and ``trace`` holds one dict per recent step with the magnitudes that show a
+    blow-up coming (see ``hpsearch.mlp.TRACE_COLUMNS``).
+    """
+
+    reason: str
+    epoch: int
+    step: int
+    where: str = ""
+    trace: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        at = f" in {self.where}" if self.where else ""
+        return f"{self.reason}{at} at epoch {self.epoch}, step {self.step}"
+
+    def __reduce__(self):
+        return (type(self), (self.reason, self.epoch, self.step, self.where, self.trace))
