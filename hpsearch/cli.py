@@ -1,0 +1,241 @@
+"""The command line: ``python -m hpsearch {run,check,worker,show,regions,narrow,plot}``.
+
+``build_parser`` only builds argparse; ``main(argv)`` parses, dispatches, and turns
+every known error into one line on stderr and exit code 2 (a traceback only with -v).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from pathlib import Path
+
+from hpsearch import __version__
+from hpsearch.errors import HPSearchError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+# Analysis commands live with their module; each module has add_arguments(parser) and main(args).
+ANALYSIS = {
+    "show": ("hpsearch.show", "print the best, worst and diverged trials of a results directory"),
+    "regions": ("hpsearch.regions", "where in the space training diverges: rates per bin, 2-D maps, the boundary"),
+    "narrow": ("hpsearch.narrow", "write a narrower space file around the best trials, away from divergence"),
+    "plot": ("hpsearch.plots", "PNG figures of a study in RESULTS_DIR/plots/"),
+}
+
+
+def _positive_int(name):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be at least 1, got {value}")
+        return value
+    return parse
+
+
+def _positive_float(name):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
+        return value
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line and exit code 2, like every other hpsearch error."""
+
+    def error(self, message):
+        raise HPSearchError(f"{self.prog.split()[-1]}: {message}")
+
+
+def _add_common(p):
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the final tables and errors")
+    p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and Optuna's log")
+
+
+def _add_workers(p):
+    p.add_argument("--jobs", "-j", type=_positive_int("--jobs"), default=None,
+                   help="trials run at once, each in its own process (default: all cores)")
+    p.add_argument("--trial-timeout", type=_positive_float("--trial-timeout"), default=None, metavar="SECONDS",
+                   help="stop a trial after this many seconds and record it as failed (default: no limit)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hpsearch", description="Hyperparameter search for from-scratch NumPy MLPs.")
+    parser.add_argument("--version", action="version", version=f"hpsearch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    run = sub.add_parser("run", help="run a search: N trials of a space file, in parallel",
+                         description="Run (or resume) a search. Running the same command again resumes the "
+                                     "study up to --trials; Ctrl-C stops cleanly and keeps what finished.")
+    run.add_argument("space", type=Path, help="search-space TOML file")
+    run.add_argument("--trials", "-n", type=_positive_int("--trials"), default=None,
+                     help="total trials of the study (default: [study] trials in the file)")
+    _add_workers(run)
+    run.add_argument("--seed", type=int, default=None, help="study seed (default: [study] seed)")
+    run.add_argument("--dataset", default=None,
+                     help="data set: digits, mnist:DIR, npz:FILE, csv:FILE (default: [study] dataset)")
+    run.add_argument("--epochs", type=_positive_int("--epochs"), default=None, help="epochs per trial (default: [study] epochs)")
+    run.add_argument("--name", default=None, help="study name and results sub-directory (default: [study] name)")
+    run.add_argument("--out", type=Path, default=Path("results"), help="results root directory (default: results/)")
+    run.add_argument("--storage", default=None,
+                     help="an Optuna storage URL, e.g. postgresql://user@host/db (default: a journal file in the results directory)")
+    run.add_argument("--sampler", choices=["random", "tpe", "qmc"], default=None, help="default: [study] sampler, else random")
+    run.add_argument("--pruner", choices=["none", "median", "hyperband"], default=None,
+                     help="stop weak trials early on the per-epoch validation metric (default: [study] pruner, else none)")
+    run.add_argument("--test-top", type=int, default=None, metavar="K",
+                     help="score the best K runs on the test set at the end (default: [study] test_top, else 10)")
+    _add_common(run)
+
+    check = sub.add_parser("check", help="validate a space file and show a few sampled configurations")
+    check.add_argument("space", type=Path, help="search-space TOML file")
+    check.add_argument("--sample", type=int, default=3, metavar="N", help="configurations to sample (default: 3)")
+    check.add_argument("--seed", type=int, default=0, help="seed of the samples (default: 0)")
+    _add_common(check)
+
+    worker = sub.add_parser("worker", help="join a running study from another machine or process",
+                            description="Work on a study whose space is stored with it: claim queued trials "
+                                        "until none is left. One command per machine.")
+    worker.add_argument("--storage", required=True, help="the study's Optuna storage URL (or journal:PATH)")
+    worker.add_argument("--study", required=True, help="study name")
+    worker.add_argument("--out", type=Path, default=None, help="also write result files under OUT/<study>/")
+    _add_workers(worker)
+    _add_common(worker)
+
+    for name, (module, help_text) in ANALYSIS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            importlib.import_module(module).add_arguments(p)
+        except ModuleNotFoundError:
+            p.add_argument("results_dir", type=Path)
+        _add_common(p)
+    return parser
+
+
+def cmd_check(args) -> int:
+    from hpsearch.space import load_space
+
+    space = load_space(args.space)
+    s = space.study
+    print(f"{args.space}: ok · study {s.name} · dataset {s.dataset} · {s.trials} trials × {s.epochs} epochs "
+          f"· metric {s.metric} · sampler {s.sampler} · pruner {s.pruner}")
+    print(f"space: {space.describe()}")
+    if space.constants():
+        print("constants: " + ", ".join(f"{k}={v}" for k, v in space.constants().items()))
+    if args.sample > 0:
+        print(f"\n{args.sample} sampled configurations (seed {args.seed}):")
+        for i, cfg in enumerate(space.sample(args.sample, args.seed)):
+            print(f"  {i}: " + ", ".join(f"{k}={_short(v)}" for k, v in cfg.items() if k not in space.constants()))
+    return 0
+
+
+def _short(v):
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, tuple):
+        return "[" + ", ".join(map(str, v)) + "]"
+    return str(v)
+
+
+def cmd_run(args) -> int:
+    from hpsearch import run as runner
+    from hpsearch.results import summary_text
+    from hpsearch.space import load_space
+
+    space = load_space(args.space)
+    jobs = args.jobs or runner.default_jobs()
+    overrides = {"dataset": args.dataset, "epochs": args.epochs, "name": args.name, "seed": args.seed,
+                 "sampler": args.sampler, "pruner": args.pruner, "test_top": args.test_top}
+    n_trials = args.trials or space.study.trials
+    rep = runner.Reporter(quiet=args.quiet)
+    ctx = runner.setup_run(space, overrides, out=args.out, storage_url=args.storage, n_trials=n_trials)
+    for line in runner.header(ctx, jobs):
+        rep.say(line)
+    done_before = runner.st.effective_trials(ctx.study)["finished"]
+    if done_before:
+        rep.say(f"resuming: {done_before} of {n_trials} trials already finished")
+    rep.say()
+    finished = runner.work(ctx, jobs, args.trial_timeout, rep, total=n_trials)
+    if finished:
+        for note in runner.score_top(ctx, ctx.settings.test_top, jobs):
+            rep.say(f"note: {note}")
+    df = ctx.export()
+    print()
+    print(summary_text(df, metric=ctx.settings.metric, params=ctx.space.param_names()), end="")
+    files = ", ".join(f for f in ("trials.csv", "curves.csv", "divergence.csv", "summary.md"))
+    print(f"\nResults: {ctx.results_dir}/ ({files})")
+    if not finished:
+        print(f"Interrupted. Finished trials are kept; run the same command again to resume:\n"
+              f"  python -m hpsearch run {args.space}" + (f" --trials {n_trials}" if args.trials else ""),
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"Next: python -m hpsearch regions {ctx.results_dir}")
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from hpsearch import run as runner
+
+    jobs = args.jobs or runner.default_jobs()
+    rep = runner.Reporter(quiet=args.quiet)
+    ctx = runner.setup_worker(args.storage, args.study, args.out)
+    for line in runner.header(ctx, jobs):
+        rep.say(line)
+    finished = runner.work(ctx, jobs, args.trial_timeout, rep)
+    if ctx.results_dir is not None:
+        ctx.export()
+    c = runner.st.effective_trials(ctx.study)
+    rep.say(f"study {args.study}: {c['finished']} finished, {c['RUNNING']} running, {c['WAITING']} waiting")
+    return 0 if finished else EXIT_INTERRUPTED
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    _quiet_optuna(verbose)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "check":
+            return cmd_check(args)
+        if args.command == "worker":
+            return cmd_worker(args)
+        return importlib.import_module(ANALYSIS[args.command][0]).main(args) or 0
+    except HPSearchError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"hpsearch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("hpsearch: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        if verbose:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"hpsearch: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _quiet_optuna(verbose: bool) -> None:
+    import logging
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+    if not verbose:
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        logging.getLogger("optuna").setLevel(logging.ERROR)

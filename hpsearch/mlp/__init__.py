@@ -1,0 +1,29 @@
+"""The NumPy MLP core: a config, a training loop that reports divergence, a gradient check.
+
+Knows nothing about Optuna, TOML or files: ``train(config, arrays)`` returns a
+:class:`History` or raises :class:`hpsearch.errors.Diverged`. Every name a user
+writes is a key of one of the registries below.
+"""
+
+from hpsearch.mlp._activations import ACTIVATIONS
+from hpsearch.mlp._config import MLPConfig
+from hpsearch.mlp._gradcheck import gradient_check
+from hpsearch.mlp._initializers import BIAS_INITIALIZERS, INITIALIZERS
+from hpsearch.mlp._layers import MLP
+from hpsearch.mlp._losses import LOSSES
+from hpsearch.mlp._optimizers import OPTIMIZERS
+from hpsearch.mlp._train import TRACE_COLUMNS, History, train
+
+__all__ = [
+    "ACTIVATIONS",
+    "BIAS_INITIALIZERS",
+    "History",
+    "INITIALIZERS",
+    "LOSSES",
+    "MLP",
+    "MLPConfig",
+    "OPTIMIZERS",
+    "TRACE_COLUMNS",
+    "gradient_check",
+    "train",
+]

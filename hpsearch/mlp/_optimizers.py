@@ -1,0 +1,170 @@
+"""Optimizers: one ``update(params, grads)`` that changes ``params`` in place.
+
+``params`` and ``grads`` are the flat vectors holding every parameter of the
+network, so one update is a handful of ufunc calls whatever the depth.
+``grads`` is read, never changed. State is created lazily on the first update.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Optimizer:
+    name = ""
+
+    def __init__(self, lr: float):
+        self.lr = float(lr)
+        self.t = 0  # number of updates done
+
+    @classmethod
+    def from_config(cls, config) -> "Optimizer":
+        return cls(config.lr)
+
+    def update(self, params: np.ndarray, grads: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{self.name} lr={self.lr:.3g}"
+
+
+class SGD(Optimizer):
+    """``p -= lr * g``."""
+
+    name = "sgd"
+
+    def update(self, params, grads):
+        if self.t == 0:
+            self._tmp = np.empty_like(params)
+        self.t += 1
+        np.multiply(grads, self.lr, out=self._tmp)
+        np.subtract(params, self._tmp, out=params)
+
+
+class Momentum(Optimizer):
+    """``v = momentum * v - lr * g; p += v``."""
+
+    name = "momentum"
+
+    def __init__(self, lr: float, momentum: float = 0.9):
+        super().__init__(lr)
+        self.momentum = float(momentum)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config.lr, config.momentum)
+
+    def update(self, params, grads):
+        if self.t == 0:
+            self._v = np.zeros_like(params)
+            self._tmp = np.empty_like(params)
+        self.t += 1
+        np.multiply(self._v, self.momentum, out=self._v)
+        np.multiply(grads, self.lr, out=self._tmp)
+        np.subtract(self._v, self._tmp, out=self._v)
+        np.add(params, self._v, out=params)
+
+
+class AdaGrad(Optimizer):
+    """``h += g^2; p -= lr * g / (sqrt(h) + eps)``."""
+
+    name = "adagrad"
+
+    def __init__(self, lr: float, eps: float = 1e-8):
+        super().__init__(lr)
+        self.eps = float(eps)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config.lr, config.eps)
+
+    def update(self, params, grads):
+        if self.t == 0:
+            self._h = np.zeros_like(params)
+            self._tmp = np.empty_like(params)
+        self.t += 1
+        tmp = self._tmp
+        np.multiply(grads, grads, out=tmp)
+        np.add(self._h, tmp, out=self._h)
+        np.sqrt(self._h, out=tmp)
+        np.add(tmp, self.eps, out=tmp)
+        np.divide(grads, tmp, out=tmp)
+        np.multiply(tmp, self.lr, out=tmp)
+        np.subtract(params, tmp, out=params)
+
+
+class RMSprop(Optimizer):
+    """``h = rho * h + (1 - rho) * g^2; p -= lr * g / (sqrt(h) + eps)``."""
+
+    name = "rmsprop"
+
+    def __init__(self, lr: float, rho: float = 0.99, eps: float = 1e-8):
+        super().__init__(lr)
+        self.rho = float(rho)
+        self.eps = float(eps)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config.lr, config.rho, config.eps)
+
+    def update(self, params, grads):
+        if self.t == 0:
+            self._h = np.zeros_like(params)
+            self._tmp = np.empty_like(params)
+        self.t += 1
+        tmp = self._tmp
+        np.multiply(grads, grads, out=tmp)
+        np.multiply(tmp, 1.0 - self.rho, out=tmp)
+        np.multiply(self._h, self.rho, out=self._h)
+        np.add(self._h, tmp, out=self._h)
+        np.sqrt(self._h, out=tmp)
+        np.add(tmp, self.eps, out=tmp)
+        np.divide(grads, tmp, out=tmp)
+        np.multiply(tmp, self.lr, out=tmp)
+        np.subtract(params, tmp, out=params)
+
+
+class Adam(Optimizer):
+    """Kingma & Ba: bias-corrected moments, ``p -= lr * m_hat / (sqrt(v_hat) + eps)``."""
+
+    name = "adam"
+
+    def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+        super().__init__(lr)
+        self.beta1 = float(beta1)
+        self.beta2 = float(beta2)
+        self.eps = float(eps)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config.lr, config.beta1, config.beta2, config.eps)
+
+    def update(self, params, grads):
+        if self.t == 0:
+            self._m = np.zeros_like(params)
+            self._v = np.zeros_like(params)
+            self._tmp = np.empty_like(params)
+        self.t += 1
+        b1, b2, tmp, m, v = self.beta1, self.beta2, self._tmp, self._m, self._v
+        np.subtract(grads, m, out=tmp)  # m += (1 - b1) (g - m)
+        np.multiply(tmp, 1.0 - b1, out=tmp)
+        np.add(m, tmp, out=m)
+        np.multiply(grads, grads, out=tmp)  # v += (1 - b2) (g^2 - v)
+        np.subtract(tmp, v, out=tmp)
+        np.multiply(tmp, 1.0 - b2, out=tmp)
+        np.add(v, tmp, out=v)
+        # sqrt(v_hat) + eps = (sqrt(v) + eps * sqrt(1 - b2^t)) / sqrt(1 - b2^t)
+        c2 = (1.0 - b2**self.t) ** 0.5
+        np.sqrt(v, out=tmp)
+        np.add(tmp, self.eps * c2, out=tmp)
+        np.divide(m, tmp, out=tmp)
+        np.multiply(tmp, self.lr * c2 / (1.0 - b1**self.t), out=tmp)
+        np.subtract(params, tmp, out=params)
+
+    def __repr__(self) -> str:
+        return f"adam lr={self.lr:.3g}"
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    cls.name: cls for cls in (SGD, Momentum, AdaGrad, RMSprop, Adam)
+}

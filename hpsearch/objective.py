@@ -1,0 +1,165 @@
+"""One trial: a sampled configuration trained on prepared data, recorded in the study.
+
+This is the only module that touches both an Optuna trial and the MLP core; it
+turns a configuration into ``hpsearch.mlp.train`` arguments and the outcome into
+trial attributes. Divergence is recorded as a pruned trial with its reason and
+trace; any other exception is left to the caller, which records a failure.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+
+from hpsearch import data as datasets
+from hpsearch.errors import Diverged
+from hpsearch.mlp import TRACE_COLUMNS, MLPConfig, train
+
+# Keys of a configuration that belong to the data pipeline, not to the MLP.
+DATA_KEYS = ("normalizer", "norm_axis")
+DATA_DEFAULTS = {"normalizer": "none", "norm_axis": "global"}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The arrays every trial of a study trains on (split once, shared by all trials)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    n_classes: int
+
+
+def prepare(dataset: datasets.Dataset, validation: float, seed: int) -> Prepared:
+    """Carve the stratified validation split out of the training data."""
+    x_tr, y_tr, x_val, y_val = datasets.split(dataset.x_train, dataset.y_train, validation, seed)
+    return Prepared(x_tr, y_tr, x_val, y_val, dataset.x_test, dataset.y_test, dataset.n_classes)
+
+
+def trial_seed(study_seed: int, number: int) -> int:
+    """The training seed of trial ``number``: a function of the study seed and the number only."""
+    return int(np.random.SeedSequence([int(study_seed), int(number)]).generate_state(1)[0])
+
+
+def split_config(config: dict) -> tuple[dict, dict]:
+    """Split a flat configuration into (data options, MLP options)."""
+    data_opts = {k: config.get(k, v) for k, v in DATA_DEFAULTS.items()}
+    mlp_opts = {k: v for k, v in config.items() if k not in DATA_KEYS}
+    return data_opts, mlp_opts
+
+
+def build(config: dict, prepared: Prepared, *, epochs: int, seed: int):
+    """(MLPConfig, normalized train/val/test arrays) for one configuration."""
+    data_opts, mlp_opts = split_config(config)
+    mlp_opts.setdefault("epochs", epochs)
+    mlp_opts["seed"] = seed
+    mlp_config = MLPConfig.from_dict(mlp_opts)
+    norm = datasets.fit_normalizer(data_opts["normalizer"], data_opts["norm_axis"], prepared.x_train)
+    x_test = None if prepared.x_test is None else norm(prepared.x_test)
+    return mlp_config, norm(prepared.x_train), norm(prepared.x_val), x_test
+
+
+def _finite_or_none(value):
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def run_trial(
+    trial: optuna.Trial,
+    config: dict,
+    prepared: Prepared,
+    *,
+    epochs: int,
+    metric: str,
+    seed: int,
+    prune: bool,
+) -> tuple[optuna.trial.TrialState, float | None]:
+    """Train one configuration, report every epoch, and record the outcome as user attributes.
+
+    Returns the state and value to ``tell`` the study. Raises for anything that is
+    neither a normal end, a divergence, nor a pruner's decision.
+    """
+    mlp_config, x_tr, x_val, _ = build(config, prepared, epochs=epochs, seed=seed)
+    trial.set_user_attr("seed", seed)
+    trial.set_user_attr("hidden", list(mlp_config.hidden))
+    curve: list[list] = []
+
+    def on_epoch(epoch: int, metrics: dict) -> None:
+        curve.append(
+            [epoch]
+            + [_finite_or_none(metrics.get(k)) for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")]
+        )
+        trial.report(float(metrics[metric]), epoch)
+        if prune and trial.should_prune():
+            trial.set_user_attr("curve", curve)
+            trial.set_user_attr("prune_reason", "pruner")
+            trial.set_user_attr("stop_epoch", epoch)
+            raise optuna.TrialPruned(f"pruned by the pruner at epoch {epoch}")
+
+    try:
+        history = train(
+            mlp_config,
+            x_tr,
+            prepared.y_train,
+            x_val,
+            prepared.y_val,
+            n_classes=prepared.n_classes,
+            on_epoch=on_epoch,
+            metric=metric,
+        )
+    except Diverged as div:
+        trial.set_user_attr("curve", curve)
+        trial.set_user_attr("prune_reason", div.reason)
+        trial.set_user_attr("div_epoch", div.epoch)
+        trial.set_user_attr("div_step", div.step)
+        trial.set_user_attr("div_where", div.where)
+        trial.set_user_attr(
+            "trace", [[_finite_or_none(row.get(c)) for c in TRACE_COLUMNS] for row in div.trace]
+        )
+        return optuna.trial.TrialState.PRUNED, None
+    except optuna.TrialPruned:
+        return optuna.trial.TrialState.PRUNED, None
+
+    trial.set_user_attr("curve", curve)
+    trial.set_user_attr("best_epoch", history.best_epoch)
+    trial.set_user_attr("steps", history.steps)
+    if history.notes:
+        trial.set_user_attr("notes", list(history.notes))
+    value = _finite_or_none(history.best_value)
+    if value is None:  # a metric that cannot rank the trial is no result
+        trial.set_user_attr("prune_reason", "nan")
+        return optuna.trial.TrialState.PRUNED, None
+    return optuna.trial.TrialState.COMPLETE, value
+
+
+def test_score(config: dict, prepared: Prepared, *, epochs: int, metric: str, seed: int) -> dict:
+    """Retrain one configuration with its trial's seed and score the best-epoch model on the test set.
+
+    Training is deterministic for a seed, so this reproduces the trial exactly; the
+    returned ``val`` lets the caller check that it did.
+    """
+    mlp_config, x_tr, x_val, x_test = build(config, prepared, epochs=epochs, seed=seed)
+    history = train(
+        mlp_config,
+        x_tr,
+        prepared.y_train,
+        x_val,
+        prepared.y_val,
+        n_classes=prepared.n_classes,
+        metric=metric,
+        keep_best=True,
+    )
+    scores = history.model.evaluate(x_test, prepared.y_test)
+    return {
+        "test_accuracy": float(scores["accuracy"]),
+        "test_loss": _finite_or_none(scores["loss"]),
+        "val": _finite_or_none(history.best_value),
+    }

@@ -1,0 +1,255 @@
+"""Training throughput of the hpsearch MLP core against a textbook NumPy loop and PyTorch eager.
+
+Layers 784-100-50-10, relu, plain SGD, cross-entropy, on MNIST digits (the t10k files
+in /work/shared/data/mnist-t10k when present, else random MNIST-shaped data): 8,000
+training and 2,000 validation rows. One BLAS thread for everyone. Each contender runs
+whole epochs including what it does per epoch besides training:
+
+- hpsearch: ``hpsearch.mlp.train`` -- running train metrics + a validation pass per epoch;
+- textbook: the "deep learning from scratch" loop -- float64 weights, layers that
+  allocate, concatenate-and-shuffle each epoch, fancy indexing, full train + test
+  accuracy each epoch;
+- torch: nn.Sequential + optim.SGD eager loop, a validation pass per epoch (optional).
+
+Samples/s = training rows processed per second of wall time (best of ``--repeats``).
+
+    python scripts/bench_core.py [--quick] [--batches 10 100 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import platform
+import sys
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hpsearch.mlp import MLPConfig, train  # noqa: E402
+
+MNIST = Path("/work/shared/data/mnist-t10k")
+LAYERS = (784, 100, 50, 10)
+LR = 0.1
+
+
+def load_data(n_train: int, n_val: int, seed: int = 0):
+    """MNIST t10k (scaled to [0, 1]) if the files exist, else uniform random data."""
+    images, labels = MNIST / "t10k-images-idx3-ubyte.gz", MNIST / "t10k-labels-idx1-ubyte.gz"
+    rng = np.random.default_rng(seed)
+    if images.exists() and labels.exists():
+        with gzip.open(images) as f:
+            x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784)
+        with gzip.open(labels) as f:
+            y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
+        x = x.astype(np.float32) / 255.0
+        source = "MNIST t10k"
+    else:
+        x = rng.random((10_000, 784), dtype=np.float32)
+        y = rng.integers(0, 10, 10_000)
+        source = "random MNIST-shaped"
+    order = rng.permutation(len(x))[: n_train + n_val]
+    x, y = x[order], y[order]
+    return x[:n_train], y[:n_train], x[n_train:], y[n_train:], source
+
+
+# --- contender 1: hpsearch ------------------------------------------------------------
+def run_hpsearch(data, batch: int, epochs: int, train_metrics: str = "running") -> float:
+    xt, yt, xv, yv = data
+    config = MLPConfig(hidden=LAYERS[1:-1], activation="relu", optimizer="sgd", lr=LR,
+                       batch_size=batch, epochs=epochs, seed=0)
+    t0 = time.perf_counter()
+    train(config, xt, yt, xv, yv, train_metrics=train_metrics)
+    return time.perf_counter() - t0
+
+
+# --- contender 2: the textbook loop ------------------------------------------------------
+class Affine:
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+
+    def forward(self, x):
+        self.x = x
+        return np.dot(x, self.W) + self.b
+
+    def backward(self, dout):
+        self.dW = np.dot(self.x.T, dout)
+        self.db = np.sum(dout, axis=0)
+        return np.dot(dout, self.W.T)
+
+
+class Relu:
+    def forward(self, x):
+        self.mask = x <= 0
+        out = x.copy()
+        out[self.mask] = 0
+        return out
+
+    def backward(self, dout):
+        dout[self.mask] = 0
+        return dout
+
+
+class SoftmaxWithLoss:
+    def forward(self, x, t):
+        self.t = t
+        x = x - x.max(axis=1, keepdims=True)
+        self.y = np.exp(x) / np.sum(np.exp(x), axis=1, keepdims=True)
+        return -np.sum(t * np.log(self.y + 1e-7)) / x.shape[0]
+
+    def backward(self):
+        return (self.y - self.t) / self.t.shape[0]
+
+
+class TextbookNet:
+    def __init__(self, sizes, seed=0):
+        rng = np.random.RandomState(seed)
+        self.params = {}
+        self.layers = OrderedDict()
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]), 1):
+            self.params[f"W{i}"] = rng.randn(a, b) * np.sqrt(2.0 / a)  # float64, as in the book
+            self.params[f"b{i}"] = np.zeros(b)
+            self.layers[f"Affine{i}"] = Affine(self.params[f"W{i}"], self.params[f"b{i}"])
+            if i < len(sizes) - 1:
+                self.layers[f"Relu{i}"] = Relu()
+        self.last = SoftmaxWithLoss()
+
+    def predict(self, x):
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return x
+
+    def loss(self, x, t):
+        return self.last.forward(self.predict(x), t)
+
+    def accuracy(self, x, t):
+        return np.mean(np.argmax(self.predict(x), axis=1) == np.argmax(t, axis=1))
+
+    def gradient(self, x, t):
+        self.loss(x, t)
+        dout = self.last.backward()
+        for layer in reversed(self.layers.values()):
+            dout = layer.backward(dout)
+        grads = {}
+        for i in range(1, len(self.params) // 2 + 1):
+            grads[f"W{i}"] = self.layers[f"Affine{i}"].dW
+            grads[f"b{i}"] = self.layers[f"Affine{i}"].db
+        return grads
+
+
+def run_textbook(data, batch: int, epochs: int) -> float:
+    xt, yt, xv, yv = data
+    tt, tv = np.eye(10)[yt], np.eye(10)[yv]
+    net = TextbookNet(LAYERS)
+    rng = np.random.RandomState(0)
+    n = len(xt)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        both = np.concatenate([xt, tt], axis=1)
+        rng.shuffle(both)
+        for start in range(0, n, batch):
+            idx = np.arange(start, min(start + batch, n))
+            xb, tb = both[idx, :784], both[idx, 784:]
+            grads = net.gradient(xb, tb)
+            for key in net.params:
+                net.params[key] -= LR * grads[key]
+        net.accuracy(xt, tt)
+        net.accuracy(xv, tv)
+    return time.perf_counter() - t0
+
+
+# --- contender 3: PyTorch eager ----------------------------------------------------------
+def torch_runner():
+    try:
+        import torch
+    except ImportError:
+        return None, None
+    torch.set_num_threads(1)
+
+    def run(data, batch: int, epochs: int) -> float:
+        xt, yt, xv, yv = (torch.from_numpy(np.ascontiguousarray(a)) for a in data)
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(784, 100), torch.nn.ReLU(),
+            torch.nn.Linear(100, 50), torch.nn.ReLU(),
+            torch.nn.Linear(50, 10))
+        opt = torch.optim.SGD(model.parameters(), lr=LR)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        n = len(xt)
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            perm = torch.randperm(n)
+            model.train()
+            for start in range(0, n, batch):
+                idx = perm[start:start + batch]
+                opt.zero_grad()
+                loss = loss_fn(model(xt[idx]), yt[idx])
+                loss.backward()
+                opt.step()
+            model.eval()
+            with torch.inference_mode():
+                out = model(xv)
+                loss_fn(out, yv).item()
+                (out.argmax(1) == yv).float().mean().item()
+        return time.perf_counter() - t0
+
+    return run, torch.__version__
+
+
+def best_of(fn, repeats: int, *args) -> float:
+    return min(fn(*args) for _ in range(repeats))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run (fewer rows, 1 repeat)")
+    parser.add_argument("--batches", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--no-torch", action="store_true")
+    args = parser.parse_args(argv)
+    n_train, n_val = (2000, 500) if args.quick else (8000, 2000)
+    repeats = args.repeats or (1 if args.quick else 3)
+    xt, yt, xv, yv, source = load_data(n_train, n_val)
+    data = (xt, yt, xv, yv)
+    run_torch, torch_version = (None, None) if args.no_torch else torch_runner()
+
+    env = {k: os.environ.get(k, "(unset)") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    print(f"python {platform.python_version()}, numpy {np.__version__}, torch {torch_version or 'not installed'}")
+    print(f"data: {source}, {n_train} train / {n_val} validation rows; layers "
+          f"{'-'.join(map(str, LAYERS))} relu sgd; 1 BLAS thread; best of {repeats}")
+    print("env: " + ", ".join(f"{k}={v}" for k, v in env.items()))
+    header = (f"{'batch':>5} {'epochs':>6} | {'hpsearch':>10} {'hp-nomet':>10} {'textbook':>10} "
+              f"{'torch':>10} | {'hp/textbook':>11} {'hp/torch':>8}")
+    print("samples/s (higher is better)")
+    print(header)
+    print("-" * len(header))
+    with threadpool_limits(limits=1):
+        for batch in args.batches:
+            # about the same wall time per contender whatever the batch size
+            epochs = max(1, {10: 1, 100: 3}.get(batch, 6) // (3 if args.quick else 1))
+            rows = n_train * epochs
+            run_hpsearch(data, batch, 1)  # warm-up: imports, caches, BLAS buffers
+            hp = rows / best_of(run_hpsearch, repeats, data, batch, epochs)
+            hp_none = rows / best_of(run_hpsearch, repeats, data, batch, epochs, "none")
+            tb = rows / best_of(run_textbook, repeats, data, batch, epochs)
+            if run_torch is not None:
+                run_torch(data, batch, 1)
+                th = rows / best_of(run_torch, repeats, data, batch, epochs)
+            else:
+                th = float("nan")
+            print(f"{batch:>5} {epochs:>6} | {hp:>10,.0f} {hp_none:>10,.0f} {tb:>10,.0f} {th:>10,.0f} | "
+                  f"{hp / tb:>10.1f}x {hp / th:>7.1f}x", flush=True)
+    blas = [(i.get("internal_api"), i.get("num_threads")) for i in threadpool_info()]
+    print(f"BLAS pools at exit: {blas}")
+    print("hp-nomet = hpsearch with train_metrics='none' (validation pass only)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
