@@ -88,6 +88,7 @@ def trials_frame(study: optuna.Study, param_order: list[str] | None = None, cons
         row["div_step"] = ua.get("div_step")
         row["div_where"] = ua.get("div_where")
         row["seed"] = ua.get("seed")
+        row["worker"] = t.system_attrs.get("hpsearch:worker_id")
         row["retry_of"] = t.system_attrs.get("failed_trial")
         row["retried_as"] = retried.get(t.number)
         row["seconds"] = (
@@ -240,8 +241,8 @@ def summary_text(df: pd.DataFrame, *, metric: str = "val_accuracy", params: list
     else:
         parts.append(f"Best {min(top, len(done))} of {len(done)} completed ({metric}, best epoch)")
         parts.append(fence(table(done.head(top), cols + value_cols, rank=True, headers=heads)))
-        if len(done) > top:
-            w = ranked(df, metric, worst=True).head(worst)
+        if len(done) > top:  # the worst of those not already shown as best
+            w = ranked(df, metric, worst=True).head(min(worst, len(done) - top))
             parts.append(f"\nWorst {len(w)} completed")
             parts.append(fence(table(w, cols + ["value", "best_epoch"], rank=True, headers=heads)))
     div = df[diverged_mask(df)] if n else df

@@ -60,6 +60,7 @@ WORKERS_DIR = "workers"
 HEARTBEAT_SECONDS = 2
 GRACE_SECONDS = 10
 SAMPLERS = ("random", "tpe", "qmc")
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 PRUNERS = ("none", "median", "hyperband")
 
 # Study user attributes: what a worker on another machine needs to join.
@@ -125,7 +126,7 @@ def open_storage(url: str | None, results_dir: Path) -> optuna.storages.BaseStor
             url,
             heartbeat_interval=HEARTBEAT_SECONDS,
             grace_period=GRACE_SECONDS,
-            failed_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
         )
     except Exception as exc:  # sqlalchemy / driver errors: name the URL, not the stack
         raise HPSearchError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
@@ -311,6 +312,8 @@ def _child_main(study, trial_id, space, prepared, opts: RunOptions) -> None:
         storage = optuna.storages.RDBStorage(opts.storage_url, skip_compatibility_check=True)
         study = optuna.load_study(study_name=study.study_name, storage=storage,
                                   sampler=study.sampler, pruner=study.pruner)
+        # Optuna's cache maps trial ids only after a sync; study.ask does the same before it pops
+        study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
     trial = optuna.Trial(study, trial_id)
     retry_of = trial._cached_frozen_trial.system_attrs.get("failed_trial")
     seed = objective.trial_seed(opts.seed, trial.number if retry_of is None else retry_of)
@@ -322,12 +325,12 @@ def _child_main(study, trial_id, space, prepared, opts: RunOptions) -> None:
     except Exception as exc:  # any error of the trial's own: FAIL with its message, study goes on
         msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         study._storage.set_trial_user_attr(trial_id, "fail_reason", msg)
-        study.tell(trial_id, state=TrialState.FAIL)
+        study.tell(trial, state=TrialState.FAIL)
         return
     if state == TrialState.COMPLETE:
-        study.tell(trial_id, value)
+        study.tell(trial, value)
     else:
-        study.tell(trial_id, state=state)
+        study.tell(trial, state=state)
 
 
 def _exit_reason(code: int | None) -> str:
@@ -361,7 +364,7 @@ class Supervisor:
         storage = self.study._storage
         if self.lock is not None:
             storage.set_trial_system_attr(trial_id, "hpsearch:worker", str(self.lock.path))
-        storage.set_trial_system_attr(trial_id, "hpsearch:host", socket.gethostname())
+        storage.set_trial_system_attr(trial_id, "hpsearch:worker_id", WORKER_ID)
         if self.heartbeat:
             storage.record_heartbeat(trial_id)
         number = storage.get_trial_number_from_id(trial_id)

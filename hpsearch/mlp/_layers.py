@@ -161,19 +161,14 @@ def one_hot(y: np.ndarray, k: int, dtype) -> np.ndarray:
     return t
 
 
-class _Hidden:
-    """Buffers of one hidden layer for ``rows`` samples."""
-
-    __slots__ = ("u", "v", "f", "a", "cache", "rand", "mask", "g", "xc", "xhat", "tmp",
-                 "mu", "var", "istd", "coef")
-
-
 class Workspace:
     """Preallocated buffers and the forward / backward passes over ``rows`` samples.
 
     ``train=True`` uses batch statistics and dropout masks drawn from ``rng``;
     ``train=False`` uses running statistics and no dropout. ``freeze_masks`` keeps
     the dropout masks of the previous pass (for the gradient check).
+    ``grad_scale`` multiplies every gradient written to ``model.grads``: plain SGD
+    sets it to the learning rate, so the update is a single subtraction.
     """
 
     def __init__(self, model: MLP, rows: int, train: bool, rng: np.random.Generator | None = None,
@@ -185,55 +180,65 @@ class Workspace:
         self.freeze_masks = False
         self._masks_drawn = False
         self._resized = {}
+        self.grad_scale = 1.0 if _parent is None else _parent.grad_scale
         cfg = model.config
         self.bn = cfg.batch_norm
         self.dropout = cfg.dropout if train else 0.0
-        self.inv_m = 1.0 / rows
+        self.act_forward = model.activation.forward
+        self.act_backward = model.activation.backward
         dt = model.dtype
-        K = model.sizes[-1]
+        hidden, K = model.sizes[1:-1], model.sizes[-1]
+        self.bufs = bufs = {}
 
-        hidden = model.sizes[1:-1]
+        def rows_buf(key, cols, dtype=dt):  # (rows, cols), or the parent's first rows
+            bufs[key] = (np.empty((rows, cols) if cols else rows, dtype) if _parent is None
+                         else _parent.bufs[key][:rows])
+            return bufs[key]
+
+        def shared(key, shape, dtype=dt):  # per-feature: not sliced by rows
+            bufs[key] = np.empty(shape, dtype) if _parent is None else _parent.bufs[key]
+            return bufs[key]
+
         self.layers = []
-        for i, width in enumerate(hidden):
+        for i, w in enumerate(hidden):
             h = _Hidden()
-            p = _parent.layers[i] if _parent is not None else None
-            for name in ("u", "f", "cache"):
-                setattr(h, name, np.empty((rows, width), dt) if p is None else getattr(p, name)[:rows])
-            h.v = h.u
+            h.u = rows_buf(("u", i), w)
+            h.f = rows_buf(("f", i), w)
+            h.cache = rows_buf(("cache", i), w)
+            h.v, h.a = h.u, h.f  # without batch norm / dropout these stages are identities
             if self.bn:
-                for name in ("v", "xc", "xhat", "tmp"):
-                    setattr(h, name, np.empty((rows, width), dt) if p is None else getattr(p, name)[:rows])
-                for name in ("mu", "var", "istd", "coef"):  # per-feature, shared
-                    setattr(h, name, np.empty(width, dt) if p is None else getattr(p, name))
-            h.a = h.f
+                h.v = rows_buf(("v", i), w)
+                h.xc, h.xhat, h.tmp = (rows_buf((k, i), w) for k in ("xc", "xhat", "tmp"))
+                h.mu, h.var, h.istd, h.coef = (shared((k, i), w) for k in ("mu", "var", "istd", "coef"))
             if self.dropout:
-                for name in ("a", "rand", "mask"):
-                    setattr(h, name, np.empty((rows, width), dt) if p is None else getattr(p, name)[:rows])
+                h.a, h.rand, h.mask = (rows_buf((k, i), w) for k in ("a", "rand", "mask"))
             if train:
-                h.g = np.empty((rows, width), dt) if p is None else p.g[:rows]
+                h.g = rows_buf(("g", i), w)
+            h.aT = h.a.T
             self.layers.append(h)
-        self.out = np.empty((rows, K), dt) if _parent is None else _parent.out[:rows]
-        self.delta = np.empty((rows, K), dt) if _parent is None else _parent.delta[:rows]
-        self.argmax = np.empty(rows, np.intp) if _parent is None else _parent.argmax[:rows]
-        self.equal = np.empty(rows, bool) if _parent is None else _parent.equal[:rows]
+        self.out = rows_buf("out", K)
+        self.delta = rows_buf("delta", K)
+        self.argmax = rows_buf("argmax", 0, np.intp)
+        self.equal = rows_buf("equal", 0, bool)
+        self.ones = rows_buf("ones", 0)
+        self.mean_vec = rows_buf("mean_vec", 0)
         if _parent is None:
-            self.loss_ws = model.loss.workspace(rows, K, dt)
-            self.x = np.empty((rows, model.sizes[0]), dt) if train else None
-            self.t = np.empty((rows, K), dt) if train else None
-            self.y = np.empty(rows, np.intp) if train else None
-            self.abs_out = np.empty((rows, K), dt)
-            self.abs_hidden = np.empty((rows, hidden[-1]), dt)
-            self.abs_w = np.empty(model.W[-1].shape, dt)
-            self.wd_tmp = np.empty(model.n_weights, dt) if cfg.weight_decay else None
-        else:
-            self.loss_ws = {k: v[:rows] for k, v in _parent.loss_ws.items()}
-            self.x = _parent.x[:rows] if train else None
-            self.t = _parent.t[:rows] if train else None
-            self.y = _parent.y[:rows] if train else None
-            self.abs_out = _parent.abs_out[:rows]
-            self.abs_hidden = _parent.abs_hidden[:rows]
-            self.abs_w = _parent.abs_w
-            self.wd_tmp = _parent.wd_tmp
+            self.ones.fill(1.0)
+        np.multiply(self.ones, 1.0 / rows, out=self.mean_vec)
+        self.loss_ws = {k: rows_buf(("loss", k), v.shape[1])
+                        for k, v in model.loss.workspace(1, K, dt).items()}
+        self.abs_out = rows_buf("abs_out", K)
+        self.abs_hidden = rows_buf("abs_hidden", hidden[-1])
+        self.abs_w = shared("abs_w", model.W[-1].shape)
+        if train:
+            self.x = rows_buf("x", model.sizes[0])
+            self.t = rows_buf("t", K)
+            self.y = rows_buf("y", 0, np.intp)
+        self.wd = cfg.weight_decay
+        if self.wd:
+            self.wd_tmp = shared("wd_tmp", model.n_weights)
+            self.p_w = model.params[:model.n_weights]
+            self.g_w = model.grads[:model.n_weights]
         # the last training step's max |preact out|, |W out|, |dW out|, |grad hidden|
         self.trace = _parent.trace if _parent is not None else [None] * 4
 
@@ -246,43 +251,49 @@ class Workspace:
             ws = self._resized[m] = Workspace(self.model, m, self.train, self.rng, _parent=self)
         return ws
 
+    def load(self, x, t, y, idx, labels: bool) -> None:
+        """Gather the rows ``idx`` of the training arrays into this workspace."""
+        x.take(idx, axis=0, out=self.x, mode="clip")
+        t.take(idx, axis=0, out=self.t, mode="clip")
+        if labels:
+            y.take(idx, out=self.y, mode="clip")
+
     # -- forward -------------------------------------------------------------------
-    def forward(self, x, train: bool | None = None) -> np.ndarray:
+    def forward(self, x, train: bool) -> np.ndarray:
         """Output-layer pre-activations for ``x`` (rows, features); returns ``self.out``."""
-        train = self.train if train is None else train
-        model, act = self.model, self.model.activation
+        model, act = self.model, self.act_forward
         W, b = model.W, model.b
-        for i, h in enumerate(self.layers):
-            try:
+        dropout = self.dropout if train else 0.0
+        i = 0
+        try:
+            for i, h in enumerate(self.layers):
                 np.matmul(x, W[i], out=h.u)
                 np.add(h.u, b[i], out=h.u)
                 if self.bn:
                     self._bn_forward(i, h, train)
-                act.forward(h.v, h.f, h.cache)
-                if self.dropout and train:
+                act(h.v, h.f, h.cache)
+                if dropout:
                     if not (self.freeze_masks and self._masks_drawn):
                         self.rng.random(out=h.rand, dtype=h.rand.dtype)
-                        np.greater_equal(h.rand, self.dropout, out=h.mask)
-                        np.multiply(h.mask, 1.0 / (1.0 - self.dropout), out=h.mask)
+                        np.greater_equal(h.rand, dropout, out=h.mask)
+                        np.multiply(h.mask, 1.0 / (1.0 - dropout), out=h.mask)
                     np.multiply(h.f, h.mask, out=h.a)
-            except FloatingPointError as err:
-                raise Blowup.from_fpe(err, f"forward layer {i + 1}") from None
-            x = h.a
-        self._masks_drawn = True
-        try:
-            np.matmul(x, W[-1], out=self.out)
-            np.add(self.out, b[-1], out=self.out)
+                x = h.a
+            i += 1
+            np.matmul(x, W[i], out=self.out)
+            np.add(self.out, b[i], out=self.out)
         except FloatingPointError as err:
-            raise Blowup.from_fpe(err, f"forward layer {len(W)}") from None
+            raise Blowup.from_fpe(err, f"forward layer {i + 1}") from None
+        self._masks_drawn = True
         return self.out
 
     def _bn_forward(self, i, h, train):
         model = self.model
         if train:
-            np.mean(h.u, axis=0, out=h.mu)
+            np.matmul(self.mean_vec, h.u, out=h.mu)
             np.subtract(h.u, h.mu, out=h.xc)
             np.multiply(h.xc, h.xc, out=h.tmp)
-            np.mean(h.tmp, axis=0, out=h.var)
+            np.matmul(self.mean_vec, h.tmp, out=h.var)
             np.add(h.var, BN_EPS, out=h.istd)
             np.sqrt(h.istd, out=h.istd)
             np.divide(1.0, h.istd, out=h.istd)
@@ -304,61 +315,62 @@ class Workspace:
 
     # -- loss and backward -----------------------------------------------------------
     def loss_and_delta(self, t, want: bool):
-        """Summed loss over the rows (or ``None``) and ``delta = d mean-loss / d out``."""
+        """Summed loss over the rows (or ``None``); ``delta = grad_scale * d mean-loss / d out``."""
         loss = self.model.loss
         try:
-            return loss.forward_backward(self.out, t, self.loss_ws, self.delta, self.inv_m, want)
+            return loss.forward_backward(self.out, t, self.loss_ws, self.delta,
+                                         self.grad_scale / self.rows, want)
         except FloatingPointError as err:
             raise Blowup.from_fpe(err, loss.stage) from None
 
     def backward(self, x) -> None:
-        """Fill ``model.grads`` from ``self.delta`` (call after forward on the same ``x``)."""
-        model, act, layers = self.model, self.model.activation, self.layers
+        """Fill ``model.grads`` (times ``grad_scale``) from ``self.delta``; ``x`` as in forward."""
+        model, act, layers, ones = self.model, self.act_backward, self.layers, self.ones
         W, dW, db = model.W, model.dW, model.db
-        L = len(W)
-        g = self.delta
-        for i in range(L - 1, -1, -1):
-            below = layers[i - 1] if i else None
+        i = len(W) - 1
+        try:
+            g, top = self.delta, layers[-1]
+            np.matmul(top.aT, g, out=dW[i])
+            np.matmul(ones, g, out=db[i])
+            np.matmul(g, W[i].T, out=top.g)
+            # gradient flowing into the last hidden layer, before dropout and f'
+            np.abs(top.g, out=self.abs_hidden)
+            self.trace[3] = float(np.maximum.reduce(self.abs_hidden, axis=None)) / self.grad_scale
+            for i in range(i - 1, -1, -1):
+                h = layers[i]
+                g = h.g
+                if self.dropout:
+                    np.multiply(g, h.mask, out=g)
+                act(h.v, h.f, h.cache, g, g)
+                if self.bn:
+                    self._bn_backward(i, h)
+                np.matmul(layers[i - 1].aT if i else x.T, g, out=dW[i])
+                np.matmul(ones, g, out=db[i])
+                if i:
+                    np.matmul(g, W[i].T, out=layers[i - 1].g)
+        except FloatingPointError as err:
+            raise Blowup.from_fpe(err, f"backward layer {i + 1}") from None
+        if self.wd:
             try:
-                if i < L - 1:
-                    h = layers[i]
-                    if self.dropout:
-                        np.multiply(h.g, h.mask, out=h.g)
-                    act.backward(h.v, h.f, h.cache, h.g, h.g)
-                    if self.bn:
-                        self._bn_backward(i, h)
-                    g = h.g
-                np.matmul((below.a if below else x).T, g, out=dW[i])
-                np.sum(g, axis=0, out=db[i])
-                if below is not None:
-                    np.matmul(g, W[i].T, out=below.g)
-                    if i == L - 1:
-                        # gradient flowing into the last hidden layer, before dropout / f'
-                        self.trace[3] = _max_abs(below.g, self.abs_hidden)
-            except FloatingPointError as err:
-                raise Blowup.from_fpe(err, f"backward layer {i + 1}") from None
-        wd = model.config.weight_decay
-        if wd:
-            try:
-                np.multiply(model.params[:model.n_weights], wd, out=self.wd_tmp)
-                np.add(model.grads[:model.n_weights], self.wd_tmp, out=model.grads[:model.n_weights])
+                np.multiply(self.p_w, self.wd * self.grad_scale, out=self.wd_tmp)
+                np.add(self.g_w, self.wd_tmp, out=self.g_w)
             except FloatingPointError as err:
                 raise Blowup.from_fpe(err, "backward weight decay") from None
 
     def _bn_backward(self, i, h):
         # with dv = dL/dv: du = gamma * istd / m * (m dv - sum(dv) - xhat * sum(dv * xhat))
-        model = self.model
+        model, ones = self.model, self.ones
         dgamma, dbeta = model.dgamma[i], model.dbeta[i]
         dv = h.g
-        np.sum(dv, axis=0, out=dbeta)
+        np.matmul(ones, dv, out=dbeta)
         np.multiply(dv, h.xhat, out=h.tmp)
-        np.sum(h.tmp, axis=0, out=dgamma)
+        np.matmul(ones, h.tmp, out=dgamma)
         np.multiply(h.xhat, dgamma, out=h.tmp)
         np.multiply(dv, float(self.rows), out=dv)
         np.subtract(dv, h.tmp, out=dv)
         np.subtract(dv, dbeta, out=dv)
         np.multiply(model.gamma[i], h.istd, out=h.coef)
-        np.multiply(h.coef, self.inv_m, out=h.coef)
+        np.multiply(h.coef, 1.0 / self.rows, out=h.coef)
         np.multiply(dv, h.coef, out=dv)
 
     # -- the training step, fused --------------------------------------------------
@@ -372,21 +384,24 @@ class Workspace:
         tr = self.trace
         tr[0] = tr[1] = tr[2] = tr[3] = None
         out = self.forward(self.x, True)
-        tr[0] = _max_abs(out, self.abs_out)
+        np.abs(out, out=self.abs_out)
+        tr[0] = float(np.maximum.reduce(self.abs_out, axis=None))
         loss = self.loss_and_delta(self.t, want_metrics)
         correct = None
         if want_metrics:
-            np.argmax(out, axis=1, out=self.argmax)
+            out.argmax(axis=1, out=self.argmax)
             np.equal(self.argmax, self.y, out=self.equal)
-            correct = int(np.count_nonzero(self.equal))
+            correct = np.count_nonzero(self.equal)
         self.backward(self.x)
-        model = self.model
-        tr[2] = _max_abs(model.dW[-1], self.abs_w)
+        model, abs_w = self.model, self.abs_w
+        np.abs(model.dW[-1], out=abs_w)
+        tr[2] = float(np.maximum.reduce(abs_w, axis=None)) / self.grad_scale
         try:
             optimizer.update(model.params, model.grads)
         except FloatingPointError as err:
             raise Blowup.from_fpe(err, f"update layer {self._worst_layer()}") from None
-        tr[1] = _max_abs(model.W[-1], self.abs_w)
+        np.abs(model.W[-1], out=abs_w)
+        tr[1] = float(np.maximum.reduce(abs_w, axis=None))
         return loss, correct
 
     def _worst_layer(self) -> int:
@@ -407,11 +422,13 @@ class Workspace:
         return loss, self.count_correct(y)
 
     def count_correct(self, y) -> int:
-        np.argmax(self.out, axis=1, out=self.argmax)
+        self.out.argmax(axis=1, out=self.argmax)
         np.equal(self.argmax, y, out=self.equal)
         return int(np.count_nonzero(self.equal))
 
 
-def _max_abs(a, scratch) -> float:
-    np.abs(a, out=scratch)
-    return float(np.maximum.reduce(scratch, axis=None))
+class _Hidden:
+    """Buffers of one hidden layer for ``rows`` samples (``aT`` is ``a.T``, kept as a view)."""
+
+    __slots__ = ("u", "v", "f", "a", "aT", "cache", "rand", "mask", "g", "xc", "xhat", "tmp",
+                 "mu", "var", "istd", "coef")

@@ -1,10 +1,11 @@
 """Output layer + loss pairs.
 
-``forward_backward(u, t, ws, delta, inv_m, want)`` takes the output layer's
-pre-activation ``u`` (rows, K) and one-hot targets ``t``; it writes the
-gradient of the mean loss with respect to ``u`` into ``delta`` and, when
-``want`` is true, returns the *summed* loss over the rows (else ``None``).
-Softmax and cross-entropy are fused: the gradient is ``(softmax(u) - t) / m``.
+``forward_backward(u, t, ws, delta, scale, want)`` takes the output layer's
+pre-activation ``u`` (rows, K) and one-hot targets ``t``; it writes ``scale``
+times the gradient of the *summed* loss with respect to ``u`` into ``delta``
+(the caller passes ``1 / rows`` for the mean, times any gradient scale) and, when
+``want`` is true, returns the summed loss over the rows (else ``None``).
+Softmax and cross-entropy are fused: the gradient is ``softmax(u) - t``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Loss:
     def workspace(self, rows: int, k: int, dtype) -> dict:
         return {}
 
-    def forward_backward(self, u, t, ws, delta, inv_m, want):
+    def forward_backward(self, u, t, ws, delta, scale, want):
         raise NotImplementedError
 
     def output(self, u, ws, out):
@@ -47,27 +48,27 @@ class CrossEntropy(Loss):
         return {"mx": np.empty((rows, 1), dtype), "s": np.empty((rows, 1), dtype),
                 "z": np.empty((rows, k), dtype)}
 
-    def forward_backward(self, u, t, ws, delta, inv_m, want):
+    def forward_backward(self, u, t, ws, delta, scale, want):
         z, s = ws["z"], ws["s"]
         # shift by the row max: exp never overflows, and log(sum exp z) >= 0 never hits log(0)
-        np.max(u, axis=1, keepdims=True, out=ws["mx"])
+        np.maximum.reduce(u, axis=1, keepdims=True, out=ws["mx"])
         np.subtract(u, ws["mx"], out=z)
         zt = float(np.vdot(z, t)) if want else 0.0
         np.exp(z, out=z)
-        np.sum(z, axis=1, keepdims=True, out=s)
+        np.add.reduce(z, axis=1, keepdims=True, out=s)
         np.divide(z, s, out=delta)
         np.subtract(delta, t, out=delta)
-        np.multiply(delta, inv_m, out=delta)
+        np.multiply(delta, scale, out=delta)
         if not want:
             return None
         np.log(s, out=s)
         return _finite_or_raise(float(np.add.reduce(s, axis=None)) - zt)
 
     def output(self, u, ws, out):
-        np.max(u, axis=1, keepdims=True, out=ws["mx"])
+        np.maximum.reduce(u, axis=1, keepdims=True, out=ws["mx"])
         np.subtract(u, ws["mx"], out=out)
         np.exp(out, out=out)
-        np.sum(out, axis=1, keepdims=True, out=ws["s"])
+        np.add.reduce(out, axis=1, keepdims=True, out=ws["s"])
         np.divide(out, ws["s"], out=out)
 
 
@@ -76,10 +77,10 @@ class MeanSquaredError(Loss):
 
     name = "mean_squared_error"
 
-    def forward_backward(self, u, t, ws, delta, inv_m, want):
+    def forward_backward(self, u, t, ws, delta, scale, want):
         np.subtract(u, t, out=delta)
         value = _finite_or_raise(0.5 * float(np.vdot(delta, delta))) if want else None
-        np.multiply(delta, inv_m, out=delta)
+        np.multiply(delta, scale, out=delta)
         return value
 
     def output(self, u, ws, out):

@@ -3,6 +3,10 @@
 ``params`` and ``grads`` are the flat vectors holding every parameter of the
 network, so one update is a handful of ufunc calls whatever the depth.
 ``grads`` is read, never changed. State is created lazily on the first update.
+
+``prescale``: the trainer may hand ``update`` gradients already multiplied by this
+factor, folded for free into the output layer's delta. Plain SGD uses the learning
+rate, so its whole update is one subtraction; the others use 1.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import numpy as np
 
 class Optimizer:
     name = ""
+
+    prescale = 1.0
 
     def __init__(self, lr: float):
         self.lr = float(lr)
@@ -29,16 +35,17 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """``p -= lr * g``."""
+    """``p -= lr * g``; ``grads`` arrive as ``lr * g`` (see ``prescale``)."""
 
     name = "sgd"
 
+    def __init__(self, lr: float):
+        super().__init__(lr)
+        self.prescale = self.lr
+
     def update(self, params, grads):
-        if self.t == 0:
-            self._tmp = np.empty_like(params)
         self.t += 1
-        np.multiply(grads, self.lr, out=self._tmp)
-        np.subtract(params, self._tmp, out=params)
+        np.subtract(params, grads, out=params)
 
 
 class Momentum(Optimizer):

@@ -108,6 +108,7 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     t_train = one_hot(y_train, n_classes, dtype)
     t_val = one_hot(y_val, n_classes, dtype)
     ws_full = Workspace(model, batch, train=True, rng=dropout_rng)
+    ws_full.grad_scale = optimizer.prescale
     ws_last = ws_full.resized(n - (n - 1) // batch * batch)
     eval_rows = max(len(x_val), n if train_metrics == "full" else 0, 1)
     eval_ws = Workspace(model, min(EVAL_ROWS, eval_rows), train=False)
@@ -128,10 +129,7 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
                 for start in range(0, n, batch):
                     idx = perm[start:start + batch]
                     ws = ws_full if len(idx) == batch else ws_last
-                    np.take(x_train, idx, axis=0, out=ws.x, mode="clip")
-                    np.take(t_train, idx, axis=0, out=ws.t, mode="clip")
-                    if running:
-                        np.take(y_train, idx, out=ws.y, mode="clip")
+                    ws.load(x_train, t_train, y_train, idx, running)
                     step += 1
                     in_step = True
                     l, c = ws.train_step(optimizer, running)
@@ -145,7 +143,7 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
                         raise Blowup("nan" if math.isnan(pre + w + gw + gh) else "overflow",
                                      _first_bad_stage(pre, w, gw, gh, len(model.W)))
                 if running:
-                    train_loss, train_acc = loss_sum / n, correct / n
+                    train_loss, train_acc = float(loss_sum) / n, int(correct) / n
                 elif train_metrics == "full":
                     train_loss, train_acc = _evaluate(eval_ws, x_train, t_train, y_train, "train")
                 else:

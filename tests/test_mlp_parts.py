@@ -1,0 +1,252 @@
+"""Activations, losses, initializers, optimizers and the gradient check, each against an oracle."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.special import log_softmax
+
+from hpsearch.mlp import (ACTIVATIONS, BIAS_INITIALIZERS, INITIALIZERS, LOSSES, OPTIMIZERS,
+                          MLPConfig, gradient_check)
+from hpsearch.mlp._activations import Activation
+
+GRAD_TOL = 1e-6  # max relative error, backprop vs central differences in float64
+
+# independent float64 oracles of each activation (written without the library's tricks)
+ORACLES = {
+    "sigmoid": lambda u: 1 / (1 + np.exp(-u)),
+    "tanh": np.tanh,
+    "relu": lambda u: np.where(u > 0, u, 0.0),
+    "leaky_relu": lambda u: np.where(u > 0, u, 0.2 * u),
+    "identity": lambda u: u,
+    "softplus": lambda u: np.log(1 + np.exp(u)),
+    "softsign": lambda u: u / (1 + np.abs(u)),
+    "step": lambda u: (u > 0).astype(float),
+}
+
+
+def make_activation(name):
+    return ACTIVATIONS[name].from_config(MLPConfig(activation=name, alpha=0.2))
+
+
+def run_activation(act, u):
+    f, cache, out = np.empty_like(u), np.empty_like(u), np.empty_like(u)
+    act.forward(u, f, cache)
+    act.backward(u, f, cache, np.ones_like(u), out)
+    return f, out
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_matches_oracle_and_its_derivative_matches_central_differences(name):
+    u = np.linspace(-4.1, 3.9, 41)  # never exactly at the kink 0
+    act = make_activation(name)
+    f, fprime = run_activation(act, u)
+    np.testing.assert_allclose(f, ORACLES[name](u), rtol=1e-12, atol=1e-12)
+    h = 1e-6
+    numeric = (ORACLES[name](u + h) - ORACLES[name](u - h)) / (2 * h)
+    np.testing.assert_allclose(fprime, numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_is_safe_for_huge_inputs(name, dtype):
+    u = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0], dtype)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        f, fprime = run_activation(make_activation(name), u)
+    assert np.isfinite(f).all() and np.isfinite(fprime).all()
+
+
+def test_sigmoid_and_softplus_saturate_exactly():
+    sig, _ = run_activation(make_activation("sigmoid"), np.array([-1000.0, 1000.0]))
+    np.testing.assert_array_equal(sig, [0.0, 1.0])
+    sp, _ = run_activation(make_activation("softplus"), np.array([-1000.0, 1000.0]))
+    np.testing.assert_array_equal(sp, [0.0, 1000.0])
+
+
+def test_step_has_zero_gradient_and_says_so():
+    _, fprime = run_activation(make_activation("step"), np.linspace(-2, 2, 9))
+    assert not fprime.any()
+    assert ACTIVATIONS["step"].zero_gradient
+    assert not ACTIVATIONS["relu"].zero_gradient
+
+
+def test_leaky_relu_repr_shows_alpha():
+    assert repr(ACTIVATIONS["leaky_relu"](0.13)) == "leaky_relu(0.13)"
+
+
+def loss_of(name, u, y):
+    u = np.asarray(u, float)
+    t = np.eye(u.shape[1])[y]
+    loss = LOSSES[name]()
+    ws = {k: np.empty((len(u), v.shape[1])) for k, v in loss.workspace(1, u.shape[1], float).items()}
+    delta = np.empty_like(u)
+    total = loss.forward_backward(u, t, ws, delta, 1.0 / len(u), True)
+    return total / len(u), delta
+
+
+def test_cross_entropy_is_mean_negative_log_softmax_and_its_gradient_is_p_minus_t():
+    rng = np.random.default_rng(0)
+    u, y = rng.standard_normal((6, 4)) * 3, np.array([0, 1, 2, 3, 1, 0])
+    value, delta = loss_of("cross_entropy", u, y)
+    assert value == pytest.approx(-log_softmax(u, axis=1)[np.arange(6), y].mean(), rel=1e-12)
+    np.testing.assert_allclose(delta, (np.exp(log_softmax(u, axis=1)) - np.eye(4)[y]) / 6, atol=1e-15)
+
+
+def test_cross_entropy_is_safe_for_huge_logits():
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        value, delta = loss_of("cross_entropy", [[1e4, -1e4, 0.0], [-3e4, 3e4, 0.0]], [1, 1])
+    assert value == pytest.approx(1e4)
+    assert np.isfinite(delta).all()
+
+
+def test_mean_squared_error_is_half_squared_distance_to_one_hot():
+    u, y = np.array([[0.5, 0.2], [0.1, 0.9]]), np.array([0, 1])
+    value, delta = loss_of("mean_squared_error", u, y)
+    assert value == pytest.approx(0.5 * (0.25 + 0.04 + 0.01 + 0.01) / 2)
+    np.testing.assert_allclose(delta, (u - np.eye(2)[y]) / 2)
+
+
+# -- initializers ---------------------------------------------------------------------
+FAN_IN, FAN_OUT = 400, 300
+CFG = MLPConfig(init_mean=0.5, init_std=0.2, init_low=-0.3, init_high=0.1,
+                bias_mean=-1.0, bias_std=0.5, bias_low=2.0, bias_high=3.0)
+INIT_STATS = {  # name: (mean, std) of the distribution
+    "lecun_normal": (0.0, math.sqrt(1 / FAN_IN)),
+    "lecun_uniform": (0.0, math.sqrt(1 / FAN_IN)),
+    "glorot_normal": (0.0, math.sqrt(2 / (FAN_IN + FAN_OUT))),
+    "glorot_uniform": (0.0, math.sqrt(2 / (FAN_IN + FAN_OUT))),
+    "he_normal": (0.0, math.sqrt(2 / FAN_IN)),
+    "he_uniform": (0.0, math.sqrt(2 / FAN_IN)),
+    "normal": (0.5, 0.2),
+    "uniform": (-0.1, 0.4 / math.sqrt(12)),
+    "zeros": (0.0, 0.0),
+    "ones": (1.0, 0.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INITIALIZERS))
+def test_weight_initializer_statistics(name):
+    w = INITIALIZERS[name](np.random.default_rng(0), FAN_IN, FAN_OUT, CFG, np.float32)
+    assert w.shape == (FAN_IN, FAN_OUT) and w.dtype == np.float32
+    mean, std = INIT_STATS[name]
+    assert w.mean() == pytest.approx(mean, abs=0.01 * max(std, 0.1))
+    assert w.std() == pytest.approx(std, rel=0.02, abs=1e-12)
+    if "uniform" in name:  # bounds: +-sqrt(3) std around the mean
+        assert np.abs(w - mean).max() <= math.sqrt(3) * std * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("name, mean, std", [
+    ("zeros", 0.0, 0.0), ("ones", 1.0, 0.0), ("normal", -1.0, 0.5), ("uniform", 2.5, 1 / math.sqrt(12)),
+])
+def test_bias_initializer_statistics(name, mean, std):
+    b = BIAS_INITIALIZERS[name](np.random.default_rng(0), 10, 50_000, CFG, np.float64)
+    assert b.shape == (50_000,)
+    assert b.mean() == pytest.approx(mean, abs=0.02)
+    assert b.std() == pytest.approx(std, rel=0.02, abs=1e-12)
+
+
+# -- optimizers -----------------------------------------------------------------------
+def one_step(name, p, g, **hp):
+    config = MLPConfig(optimizer=name, **hp)
+    opt = OPTIMIZERS[name].from_config(config)
+    p = np.array(p, float)
+    opt.update(p, np.array(g, float) * opt.prescale)
+    return p
+
+
+@pytest.mark.parametrize("name, hp, expected", [
+    ("sgd", {"lr": 0.1}, [1.0 - 0.1 * 2.0, -1.0 - 0.1 * -0.5]),
+    # v = -lr g ; p += v
+    ("momentum", {"lr": 0.1, "momentum": 0.9}, [1.0 - 0.2, -1.0 + 0.05]),
+    # h = g^2 ; p -= lr g / (sqrt(h) + eps) = lr sign(g) (up to eps)
+    ("adagrad", {"lr": 0.1, "eps": 1e-8}, [1.0 - 0.1 * 2 / (2 + 1e-8), -1.0 + 0.1 * 0.5 / (0.5 + 1e-8)]),
+    # h = (1 - rho) g^2
+    ("rmsprop", {"lr": 0.1, "rho": 0.9, "eps": 1e-8},
+     [1.0 - 0.1 * 2 / (math.sqrt(0.1 * 4) + 1e-8), -1.0 + 0.1 * 0.5 / (math.sqrt(0.1 * 0.25) + 1e-8)]),
+    # first step: m_hat = g, v_hat = g^2 -> p -= lr g / (|g| + eps)
+    ("adam", {"lr": 0.1, "eps": 1e-8}, [1.0 - 0.1 * 2 / (2 + 1e-8), -1.0 + 0.1 * 0.5 / (0.5 + 1e-8)]),
+])
+def test_optimizer_first_step_matches_hand_computed_update(name, hp, expected):
+    np.testing.assert_allclose(one_step(name, [1.0, -1.0], [2.0, -0.5], **hp), expected, rtol=1e-12)
+
+
+def test_momentum_second_step_accumulates_velocity():
+    opt = OPTIMIZERS["momentum"](0.1, 0.9)
+    p = np.zeros(1)
+    opt.update(p, np.ones(1))
+    opt.update(p, np.ones(1))
+    assert p[0] == pytest.approx(-0.1 + (-0.09 - 0.1))
+
+
+@pytest.mark.parametrize("name, lr", [("sgd", 0.1), ("momentum", 0.05), ("adagrad", 0.5),
+                                      ("rmsprop", 0.05), ("adam", 0.1)])
+def test_optimizer_minimizes_a_convex_quadratic(name, lr):
+    scales = np.array([1.0, 3.0, 0.5])
+    opt = OPTIMIZERS[name].from_config(MLPConfig(optimizer=name, lr=lr))
+    p = np.array([2.0, -1.5, 3.0])
+
+    def f(p):
+        return 0.5 * float(scales @ (p - 1.0) ** 2)
+
+    start = f(p)
+    for _ in range(200):
+        opt.update(p, scales * (p - 1.0) * opt.prescale)
+    assert f(p) < 1e-3 * start
+
+
+def test_optimizer_leaves_gradient_untouched():
+    for name in OPTIMIZERS:
+        opt = OPTIMIZERS[name](0.1)
+        g = np.array([1.0, -2.0])
+        opt.update(np.zeros(2), g)
+        np.testing.assert_array_equal(g, [1.0, -2.0])
+
+
+# -- gradient check -------------------------------------------------------------------
+def small_problem(seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((7, 5))
+    y = np.array([0, 1, 2, 0, 1, 2, 1])
+    return x, y
+
+
+VARIANTS = {
+    "plain": {},
+    "weight_decay": {"weight_decay": 0.1},
+    "dropout": {"dropout": 0.3},
+    "batch_norm": {"batch_norm": True},
+    "batch_norm+dropout": {"batch_norm": True, "dropout": 0.2},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_backprop_matches_central_differences(activation, loss, variant):
+    # relu-like kinks: random normal inputs keep every pre-activation far from 0 relative
+    # to the 1e-6 step for this seed (a crossing would show as a large error)
+    config = MLPConfig(hidden=(6, 4), activation=activation, alpha=0.1, loss=loss,
+                       bias_init="normal", bias_std=0.1, **VARIANTS[variant])
+    x, y = small_problem()
+    assert gradient_check(config, x, y) < GRAD_TOL
+
+
+def test_gradient_check_runs_in_float64_whatever_the_config_says():
+    x, y = small_problem()
+    assert gradient_check(MLPConfig(hidden=(5,), activation="tanh", dtype="float32"), x, y) < GRAD_TOL
+
+
+class _WrongTanh(Activation):
+    name = "tanh"
+
+    def forward(self, u, out, cache):
+        np.tanh(u, out=out)
+
+    def backward(self, u, a, cache, da, out):
+        np.multiply(da, 1.01 * (1 - a * a), out=out)  # 1 % off
+
+
+def test_gradient_check_catches_a_wrong_derivative(monkeypatch):
+    monkeypatch.setitem(ACTIVATIONS, "tanh", _WrongTanh)
+    x, y = small_problem()
+    assert gradient_check(MLPConfig(hidden=(5,), activation="tanh"), x, y) > 1e-3

@@ -1,0 +1,175 @@
+"""Keep every trial: kill -9 and resume, Ctrl-C, concurrent processes, workers on a real database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+SPACE = """
+[study]
+name = "{name}"
+dataset = "digits"
+epochs = {epochs}
+trials = {trials}
+seed = 0
+test_top = 0
+
+[params]
+hidden      = [ {{ int = [16, 48] }}, 32 ]
+lr          = {{ log_uniform = [0.01, 0.3] }}
+batch_size  = 10
+activation  = "leaky_relu"
+alpha       = {{ uniform = [0.0, 0.3] }}
+normalizer  = "min_max"
+"""
+
+
+def write_space(tmp_path, name="rel", epochs=6, trials=10):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(textwrap.dedent(SPACE.format(name=name, epochs=epochs, trials=trials)))
+    return path
+
+
+def hpsearch(*argv, **kw):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "hpsearch", *map(str, argv)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def journal_study(results_dir: Path, name: str) -> optuna.Study:
+    from hpsearch.study import open_storage
+
+    return optuna.load_study(study_name=name, storage=open_storage(None, results_dir))
+
+
+def wait_for_finished(results_dir: Path, name: str, n: int, timeout: float = 120) -> list:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (results_dir / "optuna-journal.log").exists():
+            trials = journal_study(results_dir, name).get_trials(deepcopy=False)
+            finished = [t for t in trials if t.state.is_finished()]
+            if len(finished) >= n:
+                return trials
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {n} trials finished within {timeout} s")
+
+
+def finished_frame(results_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(results_dir / "trials.csv")
+
+
+def test_kill_9_then_the_same_command_finishes_exactly_n_trials_and_keeps_the_finished_ones(tmp_path):
+    space = write_space(tmp_path, trials=10)
+    out = tmp_path / "out"
+    d = out / "rel"
+    proc = hpsearch("run", space, "--out", out, "--jobs", 2, "-q")
+    before = wait_for_finished(d, "rel", 3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    time.sleep(0.5)  # the trial processes die with their supervisor (PDEATHSIG)
+    snapshot = {t.number: (t.state, t.value, t.params) for t in journal_study(d, "rel").get_trials() if t.state.is_finished()}
+    running_at_kill = [t.number for t in journal_study(d, "rel").get_trials() if t.state.name == "RUNNING"]
+    assert snapshot and len(before) >= 3
+
+    again = hpsearch("run", space, "--out", out, "--jobs", 2, "-q")
+    stdout, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stderr
+
+    trials = journal_study(d, "rel").get_trials()
+    for t in trials:  # nothing finished before the kill changed
+        if t.number in snapshot:
+            assert (t.state, t.value, t.params) == snapshot[t.number]
+    df = finished_frame(d)
+    retried = df[df["retried_as"].notna()]
+    counted = df[df["retried_as"].isna()]
+    assert len(counted) == 10
+    assert set(counted["state"]) <= {"COMPLETE", "PRUNED"}
+    assert "RUNNING" not in set(df["state"])
+    # trials running at the kill: failed as interrupted, and their configuration ran again
+    assert set(retried["number"]) == set(running_at_kill)
+    for _, row in retried.iterrows():
+        assert row["state"] == "FAIL" and row["fail_reason"].startswith("interrupted")
+        rerun = df.set_index("number").loc[int(row["retried_as"])]
+        assert rerun["lr"] == row["lr"] and rerun["seed"] == row["seed"]
+
+
+def test_ctrl_c_stops_cleanly_keeps_results_and_says_how_to_resume(tmp_path):
+    space = write_space(tmp_path, trials=12)
+    out = tmp_path / "out"
+    d = out / "rel"
+    proc = hpsearch("run", space, "--out", out, "--jobs", 2)
+    wait_for_finished(d, "rel", 2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "run the same command again to resume" in stderr
+    assert "Traceback" not in stderr
+    df = finished_frame(d)
+    assert (df["state"] != "RUNNING").all()
+    n_done = int((df["retried_as"].isna() & df["state"].isin(["COMPLETE", "PRUNED"])).sum())
+    assert n_done >= 2
+    assert "summary" not in stderr and (d / "summary.md").is_file()
+
+    again = hpsearch("run", space, "--out", out, "--jobs", 2, "-q")
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    df = finished_frame(d)
+    assert int(df["retried_as"].isna().sum()) == 12
+
+
+def test_four_processes_on_the_embedded_storage_record_every_trial_once(tmp_path):
+    space = write_space(tmp_path, trials=16, epochs=2)
+    out = tmp_path / "out"
+    procs = [hpsearch("run", space, "--out", out, "--jobs", 1, "-q") for _ in range(4)]
+    errs = []
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        errs.append(err)
+        assert p.returncode == 0, err
+    assert not any("locked" in e for e in errs)
+    trials = journal_study(out / "rel", "rel").get_trials()
+    assert [t.number for t in trials] == list(range(16))
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    workers = {t.system_attrs.get("hpsearch:worker_id") for t in trials}
+    assert len(workers) >= 2  # the work really was shared
+
+
+POSTGRES = os.environ.get("HPSEARCH_TEST_POSTGRES_URL")
+
+
+@pytest.mark.skipif(not POSTGRES, reason="HPSEARCH_TEST_POSTGRES_URL not set (.ci/run starts a PostgreSQL server)")
+def test_a_run_and_a_worker_share_one_postgres_study_and_finish_each_trial_once(tmp_path):
+    name = f"pg-{uuid.uuid4().hex[:8]}"
+    space = write_space(tmp_path, name=name, trials=16, epochs=4)
+    out = tmp_path / "out"
+    run = hpsearch("run", space, "--out", out, "--storage", POSTGRES, "--jobs", 1, "-q")
+    storage = optuna.storages.RDBStorage(POSTGRES)
+    deadline = time.monotonic() + 60
+    while name not in optuna.get_all_study_names(storage):
+        assert time.monotonic() < deadline, "the run never created its study"
+        assert run.poll() is None, run.communicate()[1]
+        time.sleep(0.2)
+    worker = hpsearch("worker", "--storage", POSTGRES, "--study", name, "--jobs", 1, "-q")
+    _, werr = worker.communicate(timeout=300)
+    _, rerr = run.communicate(timeout=300)
+    assert worker.returncode == 0, werr
+    assert run.returncode == 0, rerr
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+    assert [t.number for t in trials] == list(range(16))
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    by = {t.system_attrs["hpsearch:worker_id"] for t in trials}
+    assert {str(run.pid), str(worker.pid)} <= {w.rsplit(":", 1)[1] for w in by}
+    df = pd.read_csv(out / name / "trials.csv")
+    assert len(df) == 16
