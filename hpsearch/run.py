@@ -137,7 +137,8 @@ def _check_batch_size(space: Space, prepared: objective.Prepared) -> None:
     high = space.max_value("batch_size") if hasattr(space, "max_value") else None
     if high is not None and high > n:
         raise HPSearchError(
-            f"params.batch_size: can reach {high}, larger than the {n} training examples of this data set"
+            f"{space.source}: params.batch_size: can reach {high}, "
+            f"larger than the {n} training examples of this data set"
         )
 
 
