@@ -163,13 +163,19 @@ class Results:
         return out
 
 
+def _read_csv(path: Path, fallback: pd.DataFrame) -> pd.DataFrame:
+    """A results CSV where only an empty cell is missing ("nan" is a divergence reason, not NaN)."""
+    try:
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return fallback
+
+
 def _read_optional(path: Path, columns: list[str]) -> pd.DataFrame:
     """A side file (curves, divergence): empty frame when missing or unreadable mid-write."""
-    try:
-        df = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-        return pd.DataFrame(columns=columns)
-    return df
+    empty = pd.DataFrame(columns=columns)
+    df = _read_csv(path, empty)
+    return df if set(columns) <= set(df.columns) else empty
 
 
 def infer_scale(values: pd.Series) -> str:
@@ -197,7 +203,10 @@ def _infer_metric(df: pd.DataFrame) -> str:
 def open_results(results_dir) -> Results:
     """Read a results directory, or raise one clear :class:`ResultsError`. An empty study is an error."""
     path = Path(results_dir)
-    df = load_trials(path)
+    df = load_trials(path)  # the checks and their errors
+    # again, reading only empty cells as missing: pandas' default would turn the prune reason
+    # "nan" (a diverged trial) into a missing value, and the trial into one the pruner stopped
+    df = _read_csv(path / "trials.csv", df)
     if df.empty:
         raise ResultsError(f"{path}: no trials yet (trials.csv has no rows)")
     for col in ("prune_reason", "fail_reason"):

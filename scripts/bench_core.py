@@ -28,7 +28,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -202,8 +202,43 @@ def torch_runner():
     return run, torch.__version__
 
 
-def best_of(fn, repeats: int, *args) -> float:
-    return min(fn(*args) for _ in range(repeats))
+def step_breakdown(batch: int, repeats: int) -> dict:
+    """Microseconds per training step of hpsearch (warm, one batch reused) and of its parts."""
+    import timeit
+
+    from hpsearch.mlp._layers import MLP, Workspace, one_hot
+    from hpsearch.mlp._optimizers import SGD
+
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, 784), dtype=np.float32)
+    y = rng.integers(0, 10, batch).astype(np.intp)
+    t = one_hot(y, 10, np.float32)
+    config = MLPConfig(hidden=LAYERS[1:-1], lr=LR, batch_size=batch)
+    model = MLP(config, 784, 10, rng=rng)
+    ws = Workspace(model, batch, train=True, rng=rng)
+    opt = SGD(LR)
+    ws.grad_scale = opt.prescale
+    ws.load(x, t, y, np.arange(batch), True)
+    (h1, h2), W, dW = ws.layers, model.W, model.dW
+    number = max(20, 20_000 // batch)
+
+    def us(fn):
+        return min(timeit.repeat(fn, number=number, repeat=max(repeats, 3))) / number * 1e6
+
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        ws.train_step(opt, True)
+        parts = {
+            "step": us(lambda: ws.train_step(opt, True)),
+            "layer-1 GEMMs": us(lambda: (np.matmul(ws.x, W[0], out=h1.u),
+                                         np.matmul(ws.x.T, h1.g, out=dW[0]))),
+            "other GEMMs": us(lambda: (np.matmul(h1.f, W[1], out=h2.u), np.matmul(h2.f, W[2], out=ws.out),
+                                       np.matmul(h2.aT, ws.delta, out=dW[2]),
+                                       np.matmul(ws.delta, W[2].T, out=h2.g),
+                                       np.matmul(h1.aT, h2.g, out=dW[1]), np.matmul(h2.g, W[1].T, out=h1.g))),
+            "update": us(lambda: opt.update(model.params, model.grads)),
+        }
+    parts["rest"] = parts["step"] - parts["layer-1 GEMMs"] - parts["other GEMMs"] - parts["update"]
+    return parts
 
 
 def main(argv=None) -> int:
@@ -222,32 +257,44 @@ def main(argv=None) -> int:
     env = {k: os.environ.get(k, "(unset)") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     print(f"python {platform.python_version()}, numpy {np.__version__}, torch {torch_version or 'not installed'}")
     print(f"data: {source}, {n_train} train / {n_val} validation rows; layers "
-          f"{'-'.join(map(str, LAYERS))} relu sgd; 1 BLAS thread; best of {repeats}")
+          f"{'-'.join(map(str, LAYERS))} relu sgd lr={LR}; 1 BLAS thread; best of {repeats}, interleaved")
     print("env: " + ", ".join(f"{k}={v}" for k, v in env.items()))
-    header = (f"{'batch':>5} {'epochs':>6} | {'hpsearch':>10} {'hp-nomet':>10} {'textbook':>10} "
-              f"{'torch':>10} | {'hp/textbook':>11} {'hp/torch':>8}")
-    print("samples/s (higher is better)")
+    print("\ntraining throughput, samples/s (higher is better)")
+    header = (f"{'batch':>5} {'epochs':>6} | {'hpsearch':>9} {'hp-nomet':>9} {'textbook':>9} "
+              f"{'torch':>9} | {'hp/textbook':>11} {'hp/torch':>8}")
     print(header)
     print("-" * len(header))
+    breakdown = {}
     with threadpool_limits(limits=1):
         for batch in args.batches:
             # about the same wall time per contender whatever the batch size
             epochs = max(1, {10: 1, 100: 3}.get(batch, 6) // (3 if args.quick else 1))
-            rows = n_train * epochs
-            run_hpsearch(data, batch, 1)  # warm-up: imports, caches, BLAS buffers
-            hp = rows / best_of(run_hpsearch, repeats, data, batch, epochs)
-            hp_none = rows / best_of(run_hpsearch, repeats, data, batch, epochs, "none")
-            tb = rows / best_of(run_textbook, repeats, data, batch, epochs)
+            contenders = {
+                "hpsearch": lambda: run_hpsearch(data, batch, epochs),
+                "hp-nomet": lambda: run_hpsearch(data, batch, epochs, "none"),
+                "textbook": lambda: run_textbook(data, batch, epochs),
+            }
             if run_torch is not None:
-                run_torch(data, batch, 1)
-                th = rows / best_of(run_torch, repeats, data, batch, epochs)
-            else:
-                th = float("nan")
-            print(f"{batch:>5} {epochs:>6} | {hp:>10,.0f} {hp_none:>10,.0f} {tb:>10,.0f} {th:>10,.0f} | "
-                  f"{hp / tb:>10.1f}x {hp / th:>7.1f}x", flush=True)
-    blas = [(i.get("internal_api"), i.get("num_threads")) for i in threadpool_info()]
-    print(f"BLAS pools at exit: {blas}")
+                contenders["torch"] = lambda: run_torch(data, batch, epochs)
+                run_torch(data, batch, 1)  # warm-up
+            run_hpsearch(data, batch, 1)
+            best = {name: float("inf") for name in contenders}
+            for _ in range(repeats):  # round-robin: a noisy neighbour hurts everyone alike
+                for name, fn in contenders.items():
+                    best[name] = min(best[name], fn())
+            rate = {name: n_train * epochs / seconds for name, seconds in best.items()}
+            th = rate.get("torch", float("nan"))
+            print(f"{batch:>5} {epochs:>6} | {rate['hpsearch']:>9,.0f} {rate['hp-nomet']:>9,.0f} "
+                  f"{rate['textbook']:>9,.0f} {th:>9,.0f} | {rate['hpsearch'] / rate['textbook']:>10.1f}x "
+                  f"{rate['hpsearch'] / th:>7.1f}x", flush=True)
+            breakdown[batch] = step_breakdown(batch, repeats)
     print("hp-nomet = hpsearch with train_metrics='none' (validation pass only)")
+    print("\nwhere one hpsearch step goes (warm, microseconds per step)")
+    cols = list(next(iter(breakdown.values())))
+    print(f"{'batch':>5} | " + " ".join(f"{c:>13}" for c in cols) + " | layer-1 GEMM share")
+    for batch, parts in breakdown.items():
+        share = parts["layer-1 GEMMs"] / parts["step"]
+        print(f"{batch:>5} | " + " ".join(f"{parts[c]:>13.1f}" for c in cols) + f" | {share:>17.0%}")
     return 0
 
 

@@ -231,6 +231,13 @@ def test_backprop_matches_central_differences(activation, loss, variant):
     assert gradient_check(config, x, y) < GRAD_TOL
 
 
+@pytest.mark.parametrize("hidden", [(3,), (6, 5, 4, 3)])
+def test_backprop_matches_central_differences_at_any_depth(hidden):
+    x, y = small_problem()
+    config = MLPConfig(hidden=hidden, activation="softsign", batch_norm=True, dropout=0.1)
+    assert gradient_check(config, x, y) < GRAD_TOL
+
+
 def test_gradient_check_runs_in_float64_whatever_the_config_says():
     x, y = small_problem()
     assert gradient_check(MLPConfig(hidden=(5,), activation="tanh", dtype="float32"), x, y) < GRAD_TOL

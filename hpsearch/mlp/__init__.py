@@ -6,7 +6,7 @@ writes is a key of one of the registries below.
 """
 
 from hpsearch.mlp._activations import ACTIVATIONS
-from hpsearch.mlp._config import MLPConfig
+from hpsearch.mlp._config import DTYPES, MLPConfig
 from hpsearch.mlp._gradcheck import gradient_check
 from hpsearch.mlp._initializers import BIAS_INITIALIZERS, INITIALIZERS
 from hpsearch.mlp._layers import MLP
@@ -17,6 +17,7 @@ from hpsearch.mlp._train import TRACE_COLUMNS, History, train
 __all__ = [
     "ACTIVATIONS",
     "BIAS_INITIALIZERS",
+    "DTYPES",
     "History",
     "INITIALIZERS",
     "LOSSES",

@@ -13,9 +13,12 @@ views ``buf[:m]`` of the same memory.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from hpsearch._registry import lookup
+from hpsearch.errors import DataError
 from hpsearch.mlp._activations import ACTIVATIONS
 from hpsearch.mlp._initializers import BIAS_INITIALIZERS, INITIALIZERS
 from hpsearch.mlp._losses import LOSSES
@@ -95,7 +98,6 @@ class MLP:
     def _chunks(self, x):
         x = np.ascontiguousarray(x, dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != self.sizes[0]:
-            from hpsearch.errors import DataError
             raise DataError(f"x must have shape (n, {self.sizes[0]}), got {x.shape}")
         ws = Workspace(self, min(EVAL_ROWS, max(len(x), 1)), train=False)
         for start in range(0, len(x), ws.rows):
@@ -133,8 +135,8 @@ class MLP:
                 end = start + len(part)
                 try:
                     l, c = ws.evaluate(part, t[start:end], y[start:end])
-                except FloatingPointError:
-                    l, c = float("nan"), ws.count_correct(y[start:end])
+                except Blowup:  # the loss overflowed: report it as infinite
+                    l, c = math.inf, ws.count_correct(y[start:end])
                 loss += l
                 correct += c
         n = max(len(y), 1)
@@ -220,11 +222,10 @@ class Workspace:
         self.delta = rows_buf("delta", K)
         self.argmax = rows_buf("argmax", 0, np.intp)
         self.equal = rows_buf("equal", 0, bool)
-        self.ones = rows_buf("ones", 0)
-        self.mean_vec = rows_buf("mean_vec", 0)
+        self.ones = rows_buf("ones", 0)  # row sums as a matrix-vector product
         if _parent is None:
             self.ones.fill(1.0)
-        np.multiply(self.ones, 1.0 / rows, out=self.mean_vec)
+        self.mean_vec = np.full(rows, 1.0 / rows, dt)  # depends on rows: never shared
         self.loss_ws = {k: rows_buf(("loss", k), v.shape[1])
                         for k, v in model.loss.workspace(1, K, dt).items()}
         self.abs_out = rows_buf("abs_out", K)

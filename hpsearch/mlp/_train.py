@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hpsearch._registry import lookup
-from hpsearch.errors import DataError, Diverged, HPSearchError
+from hpsearch.errors import DataError, Diverged
 from hpsearch.mlp._config import MLPConfig
 from hpsearch.mlp._initializers import SYMMETRIC
 from hpsearch.mlp._layers import EVAL_ROWS, MLP, Blowup, Workspace, one_hot
@@ -44,12 +44,15 @@ def _check_xy(x, y, name: str, dtype):
     x = np.ascontiguousarray(x, dtype=dtype)
     if x.ndim != 2:
         raise DataError(f"x_{name} must be a 2-D array (samples, features), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise DataError(f"x_{name} must be finite, got NaN or inf in {np.count_nonzero(~np.isfinite(x))} values")
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"y_{name} must be 1-D with one label per row of x_{name} ({len(x)}), "
                         f"got shape {y.shape}")
     if len(y) and not np.issubdtype(y.dtype, np.integer):
-        if not (np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0)):
+        whole = np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all()
+        if not whole:  # 3.0 is a label, 0.5 or nan is not
             raise DataError(f"y_{name} must hold integer class labels, got dtype {y.dtype}")
     y = y.astype(np.intp)
     if len(y) and y.min() < 0:

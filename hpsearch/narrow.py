@@ -1,0 +1,312 @@
+"""``hpsearch narrow``: coarse-to-fine search — a new space file around the best trials.
+
+Each searched range shrinks to where the top fraction of the completed trials lie, plus a
+margin of a tenth of the original range (in log space for log-scaled parameters), clipped
+to the original range; int ranges stay on their ``step`` grid. A numeric parameter with a
+divergence edge (see :func:`hpsearch.regions.divergence_edge`: a split where most trials
+diverge, at least 3 of them, Fisher p < 0.01) is kept on the safe side of it. A choice
+keeps the options the top trials used. Constants, ``when`` conditions and ``[study]`` stay
+(the study gets a new name so its results do not mix with the original's); a conditional
+parameter whose condition can no longer hold is dropped, and said so.
+The file is built by :meth:`hpsearch.space.Space.to_toml`, so ``hpsearch check`` accepts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hpsearch.errors import HPSearchError, ResultsError, SpaceError
+from hpsearch.regions import divergence_edge, num
+from hpsearch.results import atomic_write
+from hpsearch.show import Results, open_results
+
+MARGIN = 0.1  # of the original range, on each side of the top trials' range
+MIN_TOP = 3
+MARK = "# written by hpsearch narrow"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")
+    p.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
+                   help="the space file to write (default: RESULTS_DIR/narrowed.toml)")
+    p.add_argument("--top", type=_top, default=0.2, metavar="FRACTION|K",
+                   help="the best trials the ranges are fitted to: a fraction of the completed trials like 0.2 "
+                        f"(at least {MIN_TOP} trials), or a count like 15 (default: 0.2)")
+    p.add_argument("--name", default=None,
+                   help="study name in the new file (default: the original name + '-narrow', so results do not mix)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite FILE even if narrow did not write it (default: refuse)")
+
+
+def _top(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--top must be a fraction like 0.2 or a count like 15, got {text!r}") from None
+    if not value > 0 or (value > 1 and not value.is_integer()) or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"--top must be a fraction in (0, 1] or a whole count >= 1, got {text}")
+    return value
+
+
+def top_count(top: float, completed: int) -> int:
+    if top > 1:
+        return min(int(top), completed)
+    return min(completed, max(MIN_TOP, math.ceil(top * completed)))
+
+
+# ---------------------------------------------------------------- one parameter
+
+
+@dataclass
+class Change:
+    """What happened to one parameter: ``new`` is the tuple for ``Space.to_toml`` or ``None`` (kept)."""
+
+    key: str  # the to_toml keyword (an Optuna name)
+    label: str  # as shown: lr, hidden nodes, ...
+    before: str
+    after: str
+    note: str
+    new: tuple | None = None
+
+
+def _floor_sig(x: float, digits: int = 2) -> float:
+    if x <= 0:
+        return math.floor(x * 10 ** 6) / 10 ** 6 if x < 0 else 0.0
+    e = math.floor(math.log10(x)) - digits + 1
+    return float(f"{math.floor(round(x / 10 ** e, 9)) * 10 ** e:.{digits + 1}g}")
+
+
+def _ceil_sig(x: float, digits: int = 2) -> float:
+    if x <= 0:
+        return -_floor_sig(-x, digits) if x < 0 else 0.0
+    e = math.floor(math.log10(x)) - digits + 1
+    return float(f"{math.ceil(round(x / 10 ** e, 9)) * 10 ** e:.{digits + 1}g}")
+
+
+def _describe(dist) -> str:
+    if hasattr(dist, "choices"):
+        return _options(dist.choices)
+    kind = ("log-uniform" if dist.log else "uniform") if not hasattr(dist, "step") or dist.step is None else (
+        "log-int" if dist.log else "int")
+    step = f" step {dist.step}" if getattr(dist, "step", None) not in (None, 1) else ""
+    return f"{kind} {num(dist.low)} – {num(dist.high)}{step}"
+
+
+def _options(options) -> str:
+    word = lambda o: ("true" if o else "false") if isinstance(o, bool) else str(o)  # noqa: E731  as in TOML
+    return "{" + ", ".join(map(word, options)) + "}"
+
+
+def shrink(values: np.ndarray, dist) -> tuple:
+    """The top trials' range plus the margin, clipped to ``dist`` and snapped to its grid (ints)."""
+    log = bool(dist.log)
+    f = np.log10 if log else (lambda v: v)
+    inv = (lambda v: 10 ** v) if log else (lambda v: v)
+    low, high = float(dist.low), float(dist.high)
+    margin = MARGIN * (f(high) - f(low))
+    lo = inv(max(f(low), f(values.min()) - margin))
+    hi = inv(min(f(high), f(values.max()) + margin))
+    integer = isinstance(getattr(dist, "step", None), int)
+    if not integer:
+        lo, hi = max(low, _floor_sig(lo)), min(high, _ceil_sig(hi))
+        return lo, hi
+    step = dist.step
+    lo = int(low + math.floor((lo - low) / step + 1e-9) * step)
+    hi = int(low + math.ceil((hi - low) / step - 1e-9) * step)
+    lo, hi = max(int(low), lo), min(int(high), hi)
+    if hi <= lo:  # one value left: an int range needs two
+        hi, lo = (lo + step, lo) if lo + step <= high else (hi, hi - step)
+    return lo, hi
+
+
+def _apply_edge(res: Results, name: str, dist, lo, hi, edge) -> tuple:
+    """Keep ``lo .. hi`` on the safe side of a divergence edge; returns (lo, hi, note)."""
+    integer = isinstance(getattr(dist, "step", None), int)
+    t = edge.threshold
+    support = f"{edge.d_side} of {edge.n_side} trials there diverged"
+    if edge.side == ">":
+        cap = int(t) if integer else max(float(dist.low), _floor_sig(t))
+        if integer:
+            cap = int(dist.low + math.floor((cap - dist.low) / dist.step) * dist.step)
+        if cap >= hi:
+            return lo, hi, f"below the edge at {name} {num(t)} already"
+        if cap <= lo:
+            return lo, hi, f"not capped: the top trials reach past the edge at {name} {num(t)} ({support})"
+        return lo, cap, f"capped at the edge {edge.text} ({support})"
+    floor = (int(t) + dist.step) if integer else min(float(dist.high), _ceil_sig(t))
+    if integer:
+        floor = int(dist.low + math.ceil((floor - dist.low) / dist.step) * dist.step)
+    if floor <= lo:
+        return lo, hi, f"above the edge at {name} {num(t)} already"
+    if floor >= hi:
+        return lo, hi, f"not raised: the top trials reach past the edge at {name} {num(t)} ({support})"
+    return floor, hi, f"raised above the edge {edge.text} ({support})"
+
+
+def _span(values) -> str:
+    return f"{num(min(values), 3)} – {num(max(values), 3)}"
+
+
+def plan(res: Results, space, top: pd.DataFrame) -> list[Change]:
+    """One :class:`Change` per searched parameter (layer widths of a variable-depth hidden: one)."""
+    dists = space.distributions()
+    variable = "n_layers" in dists or "n_layers" in space.constants()
+    groups: dict[str, list[str]] = {}
+    for name in dists:
+        key = "hidden_1" if variable and name.startswith("hidden_") else name
+        groups.setdefault(key, []).append(name)
+    changes = []
+    for key, names in groups.items():
+        dist = dists[key]
+        label = "hidden nodes" if len(names) > 1 else key
+        before = _describe(dist)
+        cols = [n for n in names if n in top]
+        values = pd.concat([top[n] for n in cols]).dropna() if cols else pd.Series(dtype=object)
+        if values.empty:
+            changes.append(Change(key, label, before, "unchanged", "not sampled among the top trials"))
+            continue
+        if hasattr(dist, "choices"):
+            used = {str(v) for v in values}
+            keep = tuple(c for c in dist.choices if str(c) in used or _same_number(c, values))
+            if len(keep) == len(dist.choices) or not keep:
+                changes.append(Change(key, label, before, "unchanged", "every option is among the top trials"))
+            else:
+                dropped = [_options([c])[1:-1] for c in dist.choices if c not in keep]
+                changes.append(Change(key, label, before, _options(keep),
+                                      f"dropped {', '.join(dropped)} (not among the top trials)", keep))
+            continue
+        x = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
+        lo, hi = shrink(x, dist)
+        note = f"top {_span(x)}"
+        edge = divergence_edge(res, res.trials, key) if len(names) == 1 else None
+        if edge is not None:
+            lo, hi, edge_note = _apply_edge(res, key, dist, lo, hi, edge)
+            note += f"; {edge_note}"
+        if (lo, hi) == (dist.low, dist.high):
+            changes.append(Change(key, label, before, "unchanged", note))
+        else:
+            step = f" step {dist.step}" if getattr(dist, "step", None) not in (None, 1) else ""
+            changes.append(Change(key, label, before, f"{num(lo, 3)} – {num(hi, 3)}{step}", note,
+                                  (type(dist.low)(lo), type(dist.high)(hi))))
+    return changes
+
+
+def _same_number(option, values: pd.Series) -> bool:
+    if isinstance(option, bool) or not isinstance(option, (int, float)):
+        return False
+    x = pd.to_numeric(values, errors="coerce")
+    return bool((x == option).any())
+
+
+# ---------------------------------------------------------------- the file
+
+
+def _new_name(name: str) -> str:
+    m = re.fullmatch(r"(.*)-narrow(\d*)", name)
+    if m:
+        return f"{m.group(1)}-narrow{int(m.group(2) or 1) + 1}"
+    return f"{name}-narrow"
+
+
+def build(space, changes: list[Change], study_name: str) -> tuple[str, dict[str, str]]:
+    """The new file's text, and the parameters dropped because their condition can no longer hold."""
+    kwargs = {c.key: c.new for c in changes if c.new is not None}
+    dropped: dict[str, str] = {}
+    for _ in range(len(space.param_names()) + 1):
+        try:
+            return space.to_toml(**kwargs, study={"name": study_name}), dropped
+        except SpaceError as err:
+            m = re.fullmatch(r"params\.([^.\[]+)\.when(\..+)?", err.path)
+            if not m or m.group(1) in dropped:
+                raise
+            kwargs[m.group(1)] = None  # back to the MLP default: its condition never holds in the new space
+            dropped[m.group(1)] = f"its condition {err.message}"
+    raise HPSearchError("narrow: could not build a valid space")
+
+
+def _header(res: Results, k: int, n: int, top: pd.DataFrame, original: str) -> str:
+    lo, hi = top["value"].min(), top["value"].max()
+    lines = [f"{MARK} from {res.path} ({res.name}):",
+             f"# ranges around the top {k} of {n} completed trials ({res.metric} {lo:.4g} – {hi:.4g}), "
+             f"away from the {len(res.diverged)} diverged."]
+    lead = []
+    for line in original.splitlines():
+        if not line.startswith("#"):
+            break
+        lead.append(line)
+    if lead:
+        lines += ["# the original file began:", *lead]
+    return "\n".join(lines) + "\n\n"
+
+
+def _writable(out: Path, res: Results, force: bool) -> None:
+    if out.resolve() == (res.path / "space.toml").resolve():
+        raise ResultsError(f"-o {out}: that is the study's own space.toml (the record of what was run); "
+                           f"choose another file")
+    if out.is_dir():
+        raise ResultsError(f"-o {out}: is a directory; give a file name like {out / 'narrowed.toml'}")
+    if out.exists() and not force:
+        try:
+            first = out.read_text(errors="replace").splitlines()[:1]
+        except OSError:
+            first = []
+        if not (first and first[0].startswith(MARK)):
+            raise ResultsError(f"-o {out}: exists and was not written by narrow; choose another file or pass --force")
+    if not out.parent.is_dir():
+        raise ResultsError(f"-o {out}: no such directory {out.parent}")
+
+
+def main(args) -> int:
+    from hpsearch.space import load_space
+
+    res = open_results(args.results_dir)
+    space_file = res.path / "space.toml"
+    if not space_file.is_file():
+        raise ResultsError(f"{res.path}: no space.toml, so there is no space to narrow (narrow needs the file that "
+                           f"was run)")
+    space = load_space(space_file)
+    done = res.completed
+    if done.empty:
+        raise ResultsError(f"{res.path}: no completed trials to narrow around ({res.counts()})")
+    out = args.output or res.path / "narrowed.toml"
+    _writable(out, res, args.force)
+    k = top_count(args.top, len(done))
+    top = done.head(k)
+    changes = plan(res, space, top)
+    name = args.name or _new_name(res.name)
+    text, dropped = build(space, changes, name)
+    for c in changes:
+        if c.key in dropped:
+            c.after, c.note = "dropped", dropped.pop(c.key)
+    atomic_write(out, _header(res, k, len(done), top, space.text) + text)
+
+    share = f"{round(100 * k / len(done))} % of {len(done)}" if args.top <= 1 else f"of {len(done)}"
+    print(f"Narrowing {res.name} around its top {k} completed trials ({share}; {res.metric} "
+          f"{top['value'].min():.4g} – {top['value'].max():.4g}), away from {len(res.diverged)} diverged:")
+    if k < 5:
+        print(f"  (only {k} trials: the new ranges rest on few points)")
+    rows = [[c.label, c.before, "→", c.after, c.note] for c in changes]
+    if rows:
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            print("  " + "  ".join(cell.ljust(w) for cell, w in zip(r[:4], widths)) + "  " + r[4])
+    else:
+        print("  no searched parameters: nothing to narrow")
+    for key, why in dropped.items():  # a constant or unsearched parameter whose condition broke
+        print(f"  {key}: dropped — {why}")
+    kept = [f"{key}={v}" for key, v in space.constants().items()]
+    if kept:
+        print(f"Kept constants: {', '.join(kept)}; conditions and [study] settings kept.")
+    print(f"Wrote {out} (study {name}).")
+    if re.match(r"(csv|npz|mnist):(?!/)", space.study.dataset):
+        print(f"note: dataset {space.study.dataset!r} is a relative path, read from the space file's directory; "
+              f"move {out.name} next to the data or make the path absolute")
+    print(f"Next: python -m hpsearch run {out}")
+    return 0
