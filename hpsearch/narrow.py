@@ -49,7 +49,8 @@ def _top(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--top must be a fraction like 0.2 or a count like 15, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--top must be a fraction like 0.2 or a count like 15, got {text!r}") from None
     if not value > 0 or (value > 1 and not value.is_integer()) or not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"--top must be a fraction in (0, 1] or a whole count >= 1, got {text}")
     return value

@@ -47,6 +47,9 @@ DPI = 110
 
 def add_arguments(p) -> None:
     p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")
+    p.add_argument("--params", default=None, metavar="P1,P2",
+                   help="parameters that get a metric_vs_<param> figure, comma-separated; 'hidden' means every layer "
+                        "width (default: every searched parameter)")
     p.add_argument("--pair", default=None, metavar="A,B",
                    help="the two parameters of the pair scatter (default: lr,alpha if searched, else the first two "
                         "numeric parameters)")
@@ -129,6 +132,13 @@ def _axis(ax, res: Results, param: str, cats, which: str = "x") -> None:
         return
     if res.is_log(param):
         set_scale("log")
+    rng = res.searched_range(param)
+    if rng is not None and rng[1] > rng[0] and (rng[0] > 0 or not res.is_log(param)):
+        # the whole searched range, also when only unscored trials (drawn off the data axes) are there
+        lo, hi = rng
+        pad = (hi / lo) ** 0.04 if res.is_log(param) else 0.04 * (hi - lo)
+        (ax.set_xlim if which == "x" else ax.set_ylim)(*((lo / pad, hi * pad) if res.is_log(param)
+                                                        else (lo - pad, hi + pad)))
     set_label(f"{param}" + (" (log scale)" if res.is_log(param) else ""))
 
 
@@ -254,7 +264,8 @@ def curves(res: Results, k: int, out: Path) -> Path | None:
         if rows.empty:
             continue
         shown = ", ".join(f"{p} {t[p]:.3g}" for p in key_params if not pd.isna(t.get(p)))
-        label = f"#{rank}: trial {int(t['number'])}, {res.metric_label} {t['value']:.4g}" + (f" ({shown})" if shown else "")
+        label = f"#{rank}: trial {int(t['number'])}, {res.metric_label} {t['value']:.4g}"
+        label += f" ({shown})" if shown else ""
         line, = left.plot(rows["epoch"], rows[val_col], marker=".", label=label)
         best = rows[rows["epoch"] == t["best_epoch"]]
         if len(best):
@@ -308,7 +319,9 @@ def divergence(res: Results, n: int, out: Path) -> Path | None:
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("magnitude (log scale)")
         params = ", ".join(f"{p} {row[p]:.3g}" for p in shown if not pd.isna(row.get(p)))
-        when = f" at epoch {int(row['div_epoch'])}, step {int(row['div_step'])}" if not pd.isna(row.get("div_step")) else ""
+        when = ""
+        if not pd.isna(row.get("div_step")) and not pd.isna(row.get("div_epoch")):
+            when = f" at epoch {int(row['div_epoch'])}, step {int(row['div_step'])}"
         ax.set_title(f"trial {int(number)} ({params})\n{row['prune_reason']}{when}", fontsize=9)
         ax.grid(alpha=0.3)
     for ax in axes[len(chosen):]:
@@ -343,13 +356,19 @@ def main(args) -> int:
         chosen_pair = (names[0], names[1])
     else:
         chosen_pair = _default_pair(res)
+    chosen = res.params
+    if args.params is not None:
+        names = [t.strip() for t in args.params.split(",") if t.strip()]
+        if not names:
+            raise ResultsError(f"--params: no parameter given in {args.params!r}")
+        chosen = res.check_params(names)
     out = args.out or res.path / "plots"
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ResultsError(f"{out}: cannot create the plots directory ({exc.strerror})") from None
     written, skipped = [], []
-    for p in res.params:
+    for p in chosen:
         written.append(metric_vs_param(res, p, out))
     if chosen_pair:
         written.append(pair(res, *chosen_pair, out))

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hpsearch.errors import ResultsError
-from hpsearch.results import diverged_mask
+from hpsearch.results import diverged_mask, ranked
 from hpsearch.show import Results, open_results, where
 
 #: below these, a boundary is not worth fitting
@@ -220,14 +220,16 @@ def compare_table(studies: list[Results], frames: list[pd.DataFrame], labels: li
         line = [f"  {text}"]
         for k, (res, rows) in enumerate(zip(studies, per)):
             r = next((x for x in rows if x.label == text), None)
-            line += (["│"] if k else []) + (_row_cells(res, r) + ["◀ best" if r.has_best else ""] if r else [""] * 6)
+            cells = _row_cells(res, r) + ["◀ best" if r.has_best else ""] if r else [""] * 6
+            line += (["│"] if k else []) + cells
         body.append(line)
     lines = _grid([head, *body])
     # each study's name over its group of columns: the groups start after the label and after each bar
     starts = [len(lines[0].split("  ")[0]) + 2] + [i + 2 for i, ch in enumerate(lines[0]) if ch == "│"]
     title = ""
-    for start, label in zip(starts, labels):
-        title = title.ljust(start) + f"[{label}]"
+    for start, label, res in zip(starts, labels, studies):
+        missing = "" if binning.param in res.params else f": {binning.param} not searched"
+        title = title.ljust(start) + f"[{label}{missing}]"
     return [title.rstrip(), *lines]
 
 
@@ -269,7 +271,8 @@ def design(res: Results, df: pd.DataFrame, params: list[str]) -> tuple[np.ndarra
         s = df[p]
         if res.is_numeric(p):
             x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
-            if res.is_log(p) and np.nanmin(np.where(x > 0, x, np.nan), initial=np.inf) < np.inf and (x[~np.isnan(x)] > 0).all():
+            seen = x[~np.isnan(x)]
+            if res.is_log(p) and len(seen) and (seen > 0).all():
                 cols.append(np.log10(x))
                 feats.append(Feature(p, "log"))
             else:
@@ -331,7 +334,8 @@ class Edge:
     def words(self) -> str:
         """``lr > 0.9 (19 of 22 trials there diverged; 2 of 58 below)``."""
         other = "below" if self.side == ">" else "above"
-        return f"{self.text} ({self.d_side} of {self.n_side} trials there diverged; {self.d_other} of {self.n_other} {other})"
+        return (f"{self.text} ({self.d_side} of {self.n_side} trials there diverged; "
+                f"{self.d_other} of {self.n_other} {other})")
 
 
 def stump(x: np.ndarray, y: np.ndarray, f: Feature, min_leaf: int):
@@ -516,7 +520,8 @@ def boundary(res: Results, df: pd.DataFrame, params: list[str], n_bins: int) -> 
     else:
         width = max(len(r.words) for r in rules)
         for r in rules:
-            lines.append(f"  {r.words.ljust(width)}  → diverged {r.diverged} of {r.trials} ({_pct(r.diverged, r.trials)})")
+            lines.append(f"  {r.words.ljust(width)}  → diverged {r.diverged} of {r.trials} "
+                         f"({_pct(r.diverged, r.trials)})")
         if max(r.diverged / r.trials for r in rules) < EDGE_RATE:
             lines.append("  no region where most trials diverge: divergence looks scattered across the space")
     if n < 30 or d < 8:
@@ -547,7 +552,8 @@ def _few_diverged(res: Results, fin: pd.DataFrame, params: list[str]) -> list[st
 
 
 def _fmt(v) -> str:
-    return num(float(v), 3) if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) else str(v)
+    numeric = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+    return num(float(v), 3) if numeric else str(v)
 
 
 def category_thresholds(res: Results, df: pd.DataFrame, params: list[str], edge: Edge) -> list[str]:
@@ -588,10 +594,7 @@ def category_thresholds(res: Results, df: pd.DataFrame, params: list[str], edge:
 
 def edge_lines(res: Results, df: pd.DataFrame, params: list[str], edge: Edge | None, n_bins: int) -> list[str]:
     """How close the best runs sit to the edge (UX: "The best runs sit just below the edge ...")."""
-    done = res.completed if df is res.trials else df[df["value"].notna()]
-    if df is not res.trials:
-        from hpsearch.results import ranked
-        done = ranked(done, res.metric)
+    done = ranked(df[df["value"].notna()], res.metric)
     if done.empty:
         return ["No completed trial, so no best runs to place against the edge."]
     top = done.head(BEST_K)
@@ -610,8 +613,8 @@ def edge_lines(res: Results, df: pd.DataFrame, params: list[str], edge: Edge | N
         text = (f"{lead}: the best {k} have {p} {num(vals.min())} – {num(vals.max())} "
                 f"(searched {num(rng[0])} – {num(rng[1])}).")
         width = _bin_width(rng, res.is_log(p), n_bins)
-        near_top = (vals.max() >= rng[1] / width) if res.is_log(p) else (vals.max() >= rng[1] - width)
-        if near_top and (vals >= (rng[1] / width if res.is_log(p) else rng[1] - width)).sum() >= k / 2:
+        top_bin = rng[1] / width if res.is_log(p) else rng[1] - width
+        if (vals >= top_bin).sum() >= k / 2:
             text += f" Most sit in the top bin of {p}: the edge may lie beyond the range searched."
         return [text]
     p = edge.param

@@ -372,7 +372,8 @@ def render(res: Results, df: pd.DataFrame, args) -> str:
         lead = ["table", "rank"] if "rank" in rows else ["table"]
         return rows[lead + [c for c in rows.columns if c not in lead]].to_csv(index=False)
     md = args.format == "markdown"
-    head = f"study {res.name} · {res.counts()} · metric {res.metric} ({'higher' if res.maximize else 'lower'} is better)"
+    better = "higher" if res.maximize else "lower"
+    head = f"study {res.name} · {res.counts()} · metric {res.metric} ({better} is better)"
     lines = [f"# {head}" if md else head]
     if args.where:
         lines.append(f"where {args.where}: {len(df)} of {len(res.trials)} trials")
@@ -396,7 +397,8 @@ def _other_states(df: pd.DataFrame, lines: list[str], md: bool) -> None:
     failed = df[df["state"] == "FAIL"]
     if len(failed):
         lines += ["", f"## Failed {len(failed)}", ""] if md else ["", f"Failed {len(failed)}"]
-        cols = ["number", "fail_reason"] + (["retried_as"] if "retried_as" in failed and failed["retried_as"].notna().any() else [])
+        retried = "retried_as" in failed and failed["retried_as"].notna().any()
+        cols = ["number", "fail_reason"] + (["retried_as"] if retried else [])
         lines.append(table(failed.sort_values("number"), cols, markdown=md,
                            headers={"number": "trial", "fail_reason": "reason", "retried_as": "re-run as"}))
     running = df[df["state"] == "RUNNING"]

@@ -201,3 +201,20 @@ def test_meta_json_parameter_order_is_used(tmp_path):
     d = make_study(tmp_path, n=10)
     meta = json.loads((d / "meta.json").read_text())
     assert open_results(d).params == meta["params"]
+
+
+def test_failed_trials_are_listed_with_their_reason_and_re_run(tmp_path, capsys):
+    d = make_study(tmp_path, n=12)
+    df = pd.read_csv(d / "trials.csv", keep_default_na=False, na_values=[""])
+    df["fail_reason"] = df["fail_reason"].astype(object)
+    df.loc[[3, 4], ["state", "value", "fail_reason"]] = ["FAIL", None, "worker killed by SIGSEGV"]
+    df.loc[3, "retried_as"] = 11
+    df.to_csv(d / "trials.csv", index=False)
+    code, out, _ = show(capsys, d)
+    assert code == 0
+    assert "2 failed" in out.splitlines()[0]
+    lines = out.splitlines()
+    at = lines.index("Failed 2")
+    assert lines[at + 1].split() == ["trial", "reason", "re-run", "as"]
+    assert lines[at + 2].split() == ["3", "worker", "killed", "by", "SIGSEGV", "11"]
+    assert lines[at + 3].split() == ["4", "worker", "killed", "by", "SIGSEGV"]
