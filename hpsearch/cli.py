@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -218,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"hpsearch: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `hpsearch show … | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("hpsearch: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

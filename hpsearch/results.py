@@ -24,6 +24,10 @@ from hpsearch.mlp import TRACE_COLUMNS
 CURVE_COLUMNS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy"]
 FILES = ("trials.csv", "curves.csv", "divergence.csv", "summary.md")
 DIVERGED_REASONS = ("overflow", "nan")
+#: trials.csv columns that are not parameters (every other column is a parameter)
+RESULT_COLUMNS = ("number", "state", "prune_reason", "fail_reason", "value", "best_epoch", "hidden", *CURVE_COLUMNS,
+                  "epochs_run", "test_accuracy", "div_epoch", "div_step", "div_where", "trial_seed", "worker",
+                  "retry_of", "retried_as", "seconds", "datetime_start")
 INT_COLUMNS = {"number", "best_epoch", "div_epoch", "div_step", "epochs_run", "batch_size", "n_layers",
                "retried_as", "retry_of", "epochs", "stop_epoch"}
 SHORT = {"val_accuracy": "val_acc", "val_loss": "val_loss", "batch_size": "batch", "normalizer": "norm",
@@ -87,7 +91,7 @@ def trials_frame(study: optuna.Study, param_order: list[str] | None = None, cons
         row["div_epoch"] = ua.get("div_epoch")
         row["div_step"] = ua.get("div_step")
         row["div_where"] = ua.get("div_where")
-        row["seed"] = ua.get("seed")
+        row["trial_seed"] = ua.get("seed")
         row["worker"] = t.system_attrs.get("hpsearch:worker_id")
         row["retry_of"] = t.system_attrs.get("failed_trial")
         row["retried_as"] = retried.get(t.number)
@@ -146,7 +150,8 @@ def load_trials(results_dir: Path) -> pd.DataFrame:
     if not path.is_file():
         raise ResultsError(f"{results_dir}: not an hpsearch results directory (no trials.csv)")
     try:
-        df = pd.read_csv(path)
+        # only an empty cell is missing: "nan" is a divergence reason, not a missing value
+        df = pd.read_csv(path, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
     missing = {"number", "state", "value"} - set(df.columns)

@@ -21,13 +21,9 @@ import pandas as pd
 
 from hpsearch._registry import did_you_mean
 from hpsearch.errors import ResultsError
-from hpsearch.results import (CURVE_COLUMNS, DIVERGED_REASONS, SHORT, diverged_mask, display_columns, load_trials,
+from hpsearch.results import (RESULT_COLUMNS, CURVE_COLUMNS, DIVERGED_REASONS, SHORT, diverged_mask, display_columns, load_trials,
                               ranked, read_meta, table)
 
-#: trials.csv columns that are not parameters (everything else between them is one)
-RESULT_COLUMNS = ("number", "state", "prune_reason", "fail_reason", "value", "best_epoch", "hidden", *CURVE_COLUMNS,
-                  "epochs_run", "test_accuracy", "div_epoch", "div_step", "div_where", "seed", "retry_of",
-                  "retried_as", "seconds", "datetime_start")
 #: a positive numeric column spanning more than this ratio is read on a log scale (when meta.json is missing)
 LOG_SPAN = 100.0
 FORMATS = ("text", "markdown", "csv")
@@ -203,10 +199,7 @@ def _infer_metric(df: pd.DataFrame) -> str:
 def open_results(results_dir) -> Results:
     """Read a results directory, or raise one clear :class:`ResultsError`. An empty study is an error."""
     path = Path(results_dir)
-    df = load_trials(path)  # the checks and their errors
-    # again, reading only empty cells as missing: pandas' default would turn the prune reason
-    # "nan" (a diverged trial) into a missing value, and the trial into one the pruner stopped
-    df = _read_csv(path / "trials.csv", df)
+    df = load_trials(path)
     if df.empty:
         raise ResultsError(f"{path}: no trials yet (trials.csv has no rows)")
     for col in ("prune_reason", "fail_reason"):

@@ -102,7 +102,7 @@ def test_kill_9_then_the_same_command_finishes_exactly_n_trials_and_keeps_the_fi
     for _, row in retried.iterrows():
         assert row["state"] == "FAIL" and row["fail_reason"].startswith("interrupted")
         rerun = df.set_index("number").loc[int(row["retried_as"])]
-        assert rerun["lr"] == row["lr"] and rerun["seed"] == row["seed"]
+        assert rerun["lr"] == row["lr"] and rerun["trial_seed"] == row["trial_seed"]
 
 
 def test_ctrl_c_stops_cleanly_keeps_results_and_says_how_to_resume(tmp_path):

@@ -71,7 +71,7 @@ def test_same_seed_gives_identical_trials_whatever_the_number_of_jobs(tmp_path):
     space = write_space(tmp_path)
     assert run(space, "--out", tmp_path / "a", "--jobs", 1, "--test-top", 0) == 0
     assert run(space, "--out", tmp_path / "b", "--jobs", 2, "--test-top", 0) == 0
-    cols = ["number", "state", "value", "hidden_1", "lr", "batch_size", "alpha", "normalizer", "best_epoch", "seed"]
+    cols = ["number", "state", "value", "hidden_1", "lr", "batch_size", "alpha", "normalizer", "best_epoch", "trial_seed"]
     a = pd.read_csv(tmp_path / "a" / "small" / "trials.csv")[cols]
     b = pd.read_csv(tmp_path / "b" / "small" / "trials.csv")[cols]
     pd.testing.assert_frame_equal(a, b)
