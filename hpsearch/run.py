@@ -154,7 +154,9 @@ def setup_run(space: Space, overrides: dict, *, out: Path, storage_url: str | No
     if n_trials < 1:
         raise HPSearchError(f"--trials must be at least 1, got {n_trials}")
     results_dir = Path(out) / settings.name
-    dataset, prepared = _load_data(settings, Path(space.source).parent if space.source != "<string>" else None)
+    # a path written in the file is relative to the file; one given on the command line, to the cwd
+    in_file = overrides.get("dataset") is None and space.source != "<string>"
+    dataset, prepared = _load_data(settings, Path(space.source).parent if in_file else None)
     _check_batch_size(space, prepared)
     st.check_writable(results_dir)
     fp = _fingerprint(space, settings)
