@@ -133,11 +133,34 @@ def open_storage(url: str | None, results_dir: Path) -> optuna.storages.BaseStor
 
 
 def _journal(path: Path) -> optuna.storages.BaseStorage:
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+    from optuna.storages.journal import JournalFileBackend
 
-    return optuna.storages.JournalStorage(
-        JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
-    )
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=_FlockLock(str(path))))
+
+
+class _FlockLock:
+    """The journal's write lock as an ``flock``: the kernel drops it when its holder dies.
+
+    Optuna's file locks (a lock file or symlink that must be removed) outlive a
+    process killed with -9 while writing, and every other process then waits out
+    a 30 s grace period; an flock cannot be left behind.
+    """
+
+    def __init__(self, path: str):
+        self._path = path + ".flock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 def uses_heartbeat(storage) -> bool:
