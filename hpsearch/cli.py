@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 
 from hpsearch import __version__
+from hpsearch._args import positive, whole
 from hpsearch.errors import HPSearchError
 
 EXIT_USAGE = 2
@@ -26,30 +27,6 @@ ANALYSIS = {
     "narrow": ("hpsearch.narrow", "write a narrower space file around the best trials, away from divergence"),
     "plot": ("hpsearch.plots", "PNG figures of a study in RESULTS_DIR/plots/"),
 }
-
-
-def _positive_int(name):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be at least 1, got {value}")
-        return value
-    return parse
-
-
-def _positive_float(name):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
-        return value
-    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,9 +42,9 @@ def _add_common(p):
 
 
 def _add_workers(p):
-    p.add_argument("--jobs", "-j", type=_positive_int("--jobs"), default=None,
+    p.add_argument("--jobs", "-j", type=whole("--jobs", 1), default=None,
                    help="trials run at once, each in its own process (default: all cores)")
-    p.add_argument("--trial-timeout", type=_positive_float("--trial-timeout"), default=None, metavar="SECONDS",
+    p.add_argument("--trial-timeout", type=positive("--trial-timeout"), default=None, metavar="SECONDS",
                    help="stop a trial after this many seconds and record it as failed (default: no limit)")
 
 
@@ -81,13 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run (or resume) a search. Running the same command again resumes the "
                                      "study up to --trials; Ctrl-C stops cleanly and keeps what finished.")
     run.add_argument("space", type=Path, help="search-space TOML file")
-    run.add_argument("--trials", "-n", type=_positive_int("--trials"), default=None,
+    run.add_argument("--trials", "-n", type=whole("--trials", 1), default=None,
                      help="total trials of the study (default: [study] trials in the file)")
     _add_workers(run)
     run.add_argument("--seed", type=int, default=None, help="study seed (default: [study] seed)")
     run.add_argument("--dataset", default=None,
                      help="data set: digits, mnist:DIR, npz:FILE, csv:FILE (default: [study] dataset)")
-    run.add_argument("--epochs", type=_positive_int("--epochs"), default=None, help="epochs per trial (default: [study] epochs)")
+    run.add_argument("--epochs", type=whole("--epochs", 1), default=None, help="epochs per trial (default: [study] epochs)")
     run.add_argument("--name", default=None, help="study name and results sub-directory (default: [study] name)")
     run.add_argument("--out", type=Path, default=Path("results"), help="results root directory (default: results/)")
     run.add_argument("--storage", default=None,

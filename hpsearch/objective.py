@@ -65,6 +65,10 @@ def build(config: dict, prepared: Prepared, *, epochs: int, seed: int):
     return mlp_config, norm(prepared.x_train), norm(prepared.x_val), x_test
 
 
+def _train(mlp_config, x_tr, x_val, prepared: Prepared, **options):
+    return train(mlp_config, x_tr, prepared.y_train, x_val, prepared.y_val, n_classes=prepared.n_classes, **options)
+
+
 def _finite_or_none(value):
     if value is None:
         return None
@@ -105,16 +109,7 @@ def run_trial(
             raise optuna.TrialPruned(f"pruned by the pruner at epoch {epoch}")
 
     try:
-        history = train(
-            mlp_config,
-            x_tr,
-            prepared.y_train,
-            x_val,
-            prepared.y_val,
-            n_classes=prepared.n_classes,
-            on_epoch=on_epoch,
-            metric=metric,
-        )
+        history = _train(mlp_config, x_tr, x_val, prepared, metric=metric, on_epoch=on_epoch)
     except Diverged as div:
         trial.set_user_attr("curve", curve)
         trial.set_user_attr("prune_reason", div.reason)
@@ -147,16 +142,7 @@ def test_score(config: dict, prepared: Prepared, *, epochs: int, metric: str, se
     returned ``val`` lets the caller check that it did.
     """
     mlp_config, x_tr, x_val, x_test = build(config, prepared, epochs=epochs, seed=seed)
-    history = train(
-        mlp_config,
-        x_tr,
-        prepared.y_train,
-        x_val,
-        prepared.y_val,
-        n_classes=prepared.n_classes,
-        metric=metric,
-        keep_best=True,
-    )
+    history = _train(mlp_config, x_tr, x_val, prepared, metric=metric, keep_best=True)
     scores = history.model.evaluate(x_test, prepared.y_test)
     return {
         "test_accuracy": float(scores["accuracy"]),

@@ -16,7 +16,6 @@ pyplot state) and written atomically, so a reader never sees half a PNG.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hpsearch._args import whole
 from hpsearch.errors import ResultsError
 from hpsearch.results import diverged_mask
 from hpsearch.show import Results, open_results
@@ -53,24 +53,12 @@ def add_arguments(p) -> None:
     p.add_argument("--pair", default=None, metavar="A,B",
                    help="the two parameters of the pair scatter (default: lr,alpha if searched, else the first two "
                         "numeric parameters)")
-    p.add_argument("--top", type=_positive("--top"), default=5, metavar="K",
+    p.add_argument("--top", type=whole("--top", 1), default=5, metavar="K",
                    help="best runs whose learning curves are drawn (default: 5)")
-    p.add_argument("--traces", type=_positive("--traces"), default=6, metavar="N",
+    p.add_argument("--traces", type=whole("--traces", 1), default=6, metavar="N",
                    help="diverged runs whose divergence traces are drawn, the longest traces first (default: 6)")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="where to write the PNG files (default: RESULTS_DIR/plots)")
-
-
-def _positive(option):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{option} must be a whole number, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{option} must be at least 1, got {value}")
-        return value
-    return parse
 
 
 # ---------------------------------------------------------------- helpers

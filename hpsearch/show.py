@@ -10,7 +10,6 @@ from the columns.
 
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hpsearch._args import whole
 from hpsearch._registry import did_you_mean
 from hpsearch.errors import ResultsError
 from hpsearch.results import (RESULT_COLUMNS, CURVE_COLUMNS, DIVERGED_REASONS, SHORT, diverged_mask, display_columns, load_trials,
@@ -270,9 +270,9 @@ def where(res: Results, query: str) -> pd.DataFrame:
 
 def add_arguments(p) -> None:
     p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")
-    p.add_argument("--top", type=_count("--top"), default=10, metavar="K",
+    p.add_argument("--top", type=whole("--top", 0), default=10, metavar="K",
                    help="completed trials in the best table (default: 10; 0 hides it)")
-    p.add_argument("--worst", type=_count("--worst"), default=10, metavar="K",
+    p.add_argument("--worst", type=whole("--worst", 0), default=10, metavar="K",
                    help="completed trials in the worst table (default: 10; 0 hides it)")
     p.add_argument("--sort", default=None, metavar="COLUMN",
                    help="order the rows of every table by this column, e.g. lr or seconds; the best and worst K "
@@ -284,18 +284,6 @@ def add_arguments(p) -> None:
     p.add_argument("--where", default=None, metavar="QUERY",
                    help="keep only the trials matching a pandas query, e.g. \"lr > 0.1 and normalizer == 'z_score'\" "
                         "(default: all trials)")
-
-
-def _count(option):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{option} must be a whole number, got {text!r}") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{option} must be 0 or more, got {value}")
-        return value
-    return parse
 
 
 @dataclass

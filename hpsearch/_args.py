@@ -1,0 +1,36 @@
+"""argparse value types whose errors say which option, what it must be, and what it got."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def whole(option: str, minimum: int):
+    """A whole number >= ``minimum``."""
+    rule = "at least 1" if minimum == 1 else f"{minimum} or more" if minimum == 0 else f"at least {minimum}"
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{option} must be {rule}, got {value}")
+        return value
+
+    return parse
+
+
+def positive(option: str):
+    """A number > 0."""
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} must be a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{option} must be > 0, got {text}")
+        return value
+
+    return parse
