@@ -69,10 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("results"), help="results root directory (default: results/)")
     run.add_argument("--storage", default=None,
                      help="an Optuna storage URL, e.g. postgresql://user@host/db (default: a journal file in the results directory)")
-    run.add_argument("--sampler", choices=["random", "tpe", "qmc"], default=None, help="default: [study] sampler, else random")
+    run.add_argument("--sampler", choices=["random", "tpe", "qmc"], default=None, help="how configurations are drawn: random (reproducible per trial number), tpe (Bayesian, "
+                          "learns from finished trials), qmc (quasi-random) (default: [study] sampler, else random)")
     run.add_argument("--pruner", choices=["none", "median", "hyperband"], default=None,
                      help="stop weak trials early on the per-epoch validation metric (default: [study] pruner, else none)")
-    run.add_argument("--test-top", type=int, default=None, metavar="K",
+    run.add_argument("--test-top", type=whole("--test-top", 0), default=None, metavar="K",
                      help="score the best K runs on the test set at the end (default: [study] test_top, else 10)")
     _add_common(run)
 

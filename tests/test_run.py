@@ -197,3 +197,16 @@ def test_check_prints_the_space_and_samples(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "ok" in out and "lr" in out
     assert sum(1 for line in out.splitlines() if line.strip().startswith(("0:", "1:", "2:", "3:"))) == 4
+
+
+@pytest.mark.parametrize("sampler, pruner", [("tpe", "median"), ("qmc", "hyperband")])
+def test_optunas_other_samplers_and_pruners_run_and_pruned_trials_say_so(tmp_path, sampler, pruner):
+    space = write_space(tmp_path, trials=10, epochs=4)
+    assert run(space, "--out", tmp_path / "out", "--jobs", 2, "--sampler", sampler, "--pruner", pruner,
+               "--test-top", 0) == 0
+    df = read(tmp_path, "small")
+    assert len(df) == 10 and set(df["state"]) <= {"COMPLETE", "PRUNED"}
+    by_pruner = df[(df["state"] == "PRUNED") & ~df["prune_reason"].isin(["overflow", "nan"])]
+    assert (by_pruner["prune_reason"] == "pruner").all()
+    meta = (tmp_path / "out" / "small" / "meta.json").read_text()
+    assert f'"sampler": "{sampler}"' in meta and f'"pruner": "{pruner}"' in meta
