@@ -41,6 +41,7 @@ class Reporter:
         self._last_tenth = -1
         self._start_finished = None
         self._width = 0
+        self._line = ""
 
     def say(self, text: str = "") -> None:
         if not self.quiet:
@@ -71,6 +72,9 @@ class Reporter:
         line = (f" {p.finished:>{len(str(p.total))}}/{p.total} {bar}  {best} · diverged {p.diverged}{extra}"
                 f" · {_clock(elapsed)} elapsed{left}")
         if self.tty:
+            if line == self._line:
+                return
+            self._line = line
             self.stream.write("\r" + line.ljust(self._width))
             self._width = len(line)
             self.stream.flush()
