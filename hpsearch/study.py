@@ -84,7 +84,9 @@ class TrialSeededSampler(optuna.samplers.RandomSampler):
         self._base_seed = int(seed)
 
     def sample_independent(self, study, trial, param_name, param_distribution):
-        key = f"{self._base_seed}:{trial.number}:{param_name}".encode()
+        # a re-run of an interrupted trial draws what the original would have drawn
+        number = trial.system_attrs.get("failed_trial", trial.number)
+        key = f"{self._base_seed}:{number}:{param_name}".encode()
         self._rng.rng.seed(zlib.crc32(key))
         return super().sample_independent(study, trial, param_name, param_distribution)
 
