@@ -9,7 +9,7 @@ trace; any other exception is left to the caller, which records a failure.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
@@ -34,6 +34,25 @@ class Prepared:
     x_test: np.ndarray | None
     y_test: np.ndarray | None
     n_classes: int
+    _normalized: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def normalized(self, normalizer: str, axis: str) -> tuple:
+        """(train, val, test) inputs scaled by a normalizer fitted on the training part.
+
+        Kept for the next trial that asks: the supervisor fills this before it forks,
+        so every trial process reads the same pages instead of scaling its own copy.
+        """
+        key = (normalizer, axis)
+        if key not in self._normalized:
+            if len(self._normalized) >= 4:  # at most 3 normalizers x 2 axes are possible; bound memory anyway
+                self._normalized.pop(next(iter(self._normalized)))
+            norm = datasets.fit_normalizer(normalizer, axis, self.x_train)
+            arrays = tuple(None if x is None else norm(x) for x in (self.x_train, self.x_val, self.x_test))
+            for x in arrays:
+                if x is not None:
+                    x.flags.writeable = False
+            self._normalized[key] = arrays
+        return self._normalized[key]
 
 
 def prepare(dataset: datasets.Dataset, validation: float, seed: int) -> Prepared:
@@ -60,9 +79,8 @@ def build(config: dict, prepared: Prepared, *, epochs: int, seed: int):
     mlp_opts.setdefault("epochs", epochs)
     mlp_opts["seed"] = seed
     mlp_config = MLPConfig.from_dict(mlp_opts)
-    norm = datasets.fit_normalizer(data_opts["normalizer"], data_opts["norm_axis"], prepared.x_train)
-    x_test = None if prepared.x_test is None else norm(prepared.x_test)
-    return mlp_config, norm(prepared.x_train), norm(prepared.x_val), x_test
+    x_tr, x_val, x_test = prepared.normalized(data_opts["normalizer"], data_opts["norm_axis"])
+    return mlp_config, x_tr, x_val, x_test
 
 
 def _train(mlp_config, x_tr, x_val, prepared: Prepared, **options):

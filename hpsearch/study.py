@@ -327,11 +327,12 @@ def _set_pdeathsig() -> None:
         pass
 
 
-def _child_main(study, trial_id, space, prepared, opts: RunOptions) -> None:
-    """Body of a trial process: run the trial and tell the study. Exit status 0 means told."""
+def _child_main(trial: optuna.Trial, config: dict, seed: int, prepared, opts: RunOptions) -> None:
+    """Body of a trial process: train the configuration and tell the study. Exit status 0 means told."""
     _set_pdeathsig()
     faulthandler.disable()  # a crash is reported once, by the supervisor, as the trial's fail_reason
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    study = trial.study
     if opts.storage_url is not None and not isinstance(study._storage, optuna.storages.JournalStorage):
         # never share a database connection across a fork
         storage = optuna.storages.RDBStorage(opts.storage_url, skip_compatibility_check=True)
@@ -339,23 +340,23 @@ def _child_main(study, trial_id, space, prepared, opts: RunOptions) -> None:
                                   sampler=study.sampler, pruner=study.pruner)
         # Optuna's cache maps trial ids only after a sync; study.ask does the same before it pops
         study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
-    trial = optuna.Trial(study, trial_id)
-    retry_of = trial._cached_frozen_trial.system_attrs.get("failed_trial")
-    seed = objective.trial_seed(opts.seed, trial.number if retry_of is None else retry_of)
+        trial = optuna.Trial(study, trial._trial_id)
     try:
-        config = space.suggest(trial)
         state, value = objective.run_trial(
             trial, config, prepared, epochs=opts.epochs, metric=opts.metric, seed=seed, prune=opts.prune
         )
     except Exception as exc:  # any error of the trial's own: FAIL with its message, study goes on
-        msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-        study._storage.set_trial_user_attr(trial_id, "fail_reason", msg)
+        study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", _one_line(exc))
         study.tell(trial, state=TrialState.FAIL)
         return
     if state == TrialState.COMPLETE:
         study.tell(trial, value)
     else:
         study.tell(trial, state=state)
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
 
 
 def _exit_reason(code: int | None) -> str:
@@ -392,15 +393,27 @@ class Supervisor:
         storage.set_trial_system_attr(trial_id, "hpsearch:worker_id", WORKER_ID)
         if self.heartbeat:
             storage.record_heartbeat(trial_id)
-        number = storage.get_trial_number_from_id(trial_id)
+        # The configuration is drawn here, before the fork, so the data it needs are
+        # scaled once in this process and shared by every trial process that follows.
+        trial = optuna.Trial(self.study, trial_id)
+        retry_of = trial._cached_frozen_trial.system_attrs.get("failed_trial")
+        seed = objective.trial_seed(self.opts.seed, trial.number if retry_of is None else retry_of)
+        try:
+            config = self.space.suggest(trial)
+            data_opts, _ = objective.split_config(config)
+            self.prepared.normalized(data_opts["normalizer"], data_opts["norm_axis"])
+        except Exception as exc:
+            storage.set_trial_user_attr(trial_id, "fail_reason", _one_line(exc))
+            self.study.tell(trial, state=TrialState.FAIL)
+            return
         p = self._ctx.Process(
             target=_child_main,
-            args=(self.study, trial_id, self.space, self.prepared, self.opts),
-            name=f"hpsearch-trial-{number}",
+            args=(trial, config, seed, self.prepared, self.opts),
+            name=f"hpsearch-trial-{trial.number}",
             daemon=True,
         )
         p.start()
-        self.running[trial_id] = _Running(trial_id, number, p, time.monotonic())
+        self.running[trial_id] = _Running(trial_id, trial.number, p, time.monotonic())
 
     def _reap(self, events: list[str]) -> None:
         now = time.monotonic()
