@@ -382,6 +382,7 @@ class Supervisor:
         self.lock = WorkerLock(results_dir) if results_dir is not None and not self.heartbeat else None
         self._ctx = multiprocessing.get_context("fork")
         self._stop = False
+        self._last_beat = 0.0
 
     def stop(self) -> None:
         self._stop = True
@@ -417,6 +418,9 @@ class Supervisor:
 
     def _reap(self, events: list[str]) -> None:
         now = time.monotonic()
+        beat = self.heartbeat and now - self._last_beat >= HEARTBEAT_SECONDS / 2
+        if beat:
+            self._last_beat = now
         for tid, r in list(self.running.items()):
             code = r.process.exitcode
             timeout = self.opts.trial_timeout
@@ -426,7 +430,7 @@ class Supervisor:
                 mark_failed(self.study, tid, f"timeout: stopped after {timeout:g} s", retry=False)
                 events.append(f"trial {r.number} stopped: over the {timeout:g} s time limit")
             elif code is None:
-                if self.heartbeat:
+                if beat:  # on the trial's behalf: it lives as long as this supervisor sees it
                     self.study._storage.record_heartbeat(tid)
                 continue
             elif code != 0 or self.study._storage.get_trial(tid).state == TrialState.RUNNING:
