@@ -95,6 +95,9 @@ def trials_frame(study: optuna.Study, param_order: list[str] | None = None, cons
         row["worker"] = t.system_attrs.get("hpsearch:worker_id")
         row["retry_of"] = t.system_attrs.get("failed_trial")
         row["retried_as"] = retried.get(t.number)
+        if t.state == TrialState.FAIL and not row["fail_reason"] and row["retried_as"] is not None:
+            # failed by Optuna's heartbeat check, which records no reason of its own
+            row["fail_reason"] = "interrupted: its worker stopped sending heartbeats"
         row["seconds"] = (
             (t.datetime_complete - t.datetime_start).total_seconds()
             if t.datetime_complete and t.datetime_start

@@ -175,3 +175,34 @@ def test_a_run_and_a_worker_share_one_postgres_study_and_finish_each_trial_once(
     assert {str(run.pid), str(worker.pid)} <= {w.rsplit(":", 1)[1] for w in by}
     df = pd.read_csv(out / name / "trials.csv")
     assert len(df) == 16
+
+
+@pytest.mark.skipif(not POSTGRES, reason="HPSEARCH_TEST_POSTGRES_URL not set (.ci/run starts a PostgreSQL server)")
+def test_a_killed_worker_on_postgres_is_detected_by_heartbeat_and_its_trial_run_again(tmp_path):
+    name = f"pgkill-{uuid.uuid4().hex[:8]}"
+    space = write_space(tmp_path, name=name, trials=6, epochs=6)
+    argv = ("run", space, "--out", tmp_path / "out", "--storage", POSTGRES, "--jobs", 1, "-q")
+    first = hpsearch(*argv)
+    storage = optuna.storages.RDBStorage(POSTGRES)
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline and first.poll() is None
+        if name in optuna.get_all_study_names(storage):
+            trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+            if sum(t.state.is_finished() for t in trials) >= 2 and any(t.state.name == "RUNNING" for t in trials):
+                break
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    again = hpsearch(*argv)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+    interrupted = [t for t in trials if t.state.name == "FAIL"]
+    assert interrupted, "the trial running at the kill was never failed"
+    retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
+    assert {t.number for t in interrupted} <= retried
+    counted = [t for t in trials if t.number not in retried]
+    assert len(counted) == 6 and all(t.state.name in ("COMPLETE", "PRUNED") for t in counted)
+    df = pd.read_csv(tmp_path / "out" / name / "trials.csv")
+    assert df[df["state"] == "FAIL"]["fail_reason"].str.startswith("interrupted").all()
