@@ -11,7 +11,11 @@ whole epochs including what it does per epoch besides training:
   accuracy each epoch;
 - torch: nn.Sequential + optim.SGD eager loop, a validation pass per epoch (optional).
 
-Samples/s = training rows processed per second of wall time (best of ``--repeats``).
+Every contender is timed the same way: from the data arrays to the trained model, its
+set-up included (``train`` builds its model and targets inside; the baselines' model,
+optimizer and one-hot targets are built inside their timed region too), after one
+untimed warm-up run of its own. Samples/s = training rows processed per second of wall
+time, best of ``--repeats`` rounds in which the contenders take turns.
 
     python scripts/bench_core.py [--quick] [--batches 10 100 1000]
 """
@@ -145,11 +149,11 @@ class TextbookNet:
 
 def run_textbook(data, batch: int, epochs: int) -> float:
     xt, yt, xv, yv = data
+    t0 = time.perf_counter()
     tt, tv = np.eye(10)[yt], np.eye(10)[yv]
     net = TextbookNet(LAYERS)
     rng = np.random.RandomState(0)
     n = len(xt)
-    t0 = time.perf_counter()
     for _ in range(epochs):
         both = np.concatenate([xt, tt], axis=1)
         rng.shuffle(both)
@@ -173,6 +177,7 @@ def torch_runner():
     torch.set_num_threads(1)
 
     def run(data, batch: int, epochs: int) -> float:
+        t0 = time.perf_counter()
         xt, yt, xv, yv = (torch.from_numpy(np.ascontiguousarray(a)) for a in data)
         torch.manual_seed(0)
         model = torch.nn.Sequential(
@@ -182,7 +187,6 @@ def torch_runner():
         opt = torch.optim.SGD(model.parameters(), lr=LR)
         loss_fn = torch.nn.CrossEntropyLoss()
         n = len(xt)
-        t0 = time.perf_counter()
         for _ in range(epochs):
             perm = torch.randperm(n)
             model.train()
@@ -203,39 +207,50 @@ def torch_runner():
 
 
 def step_breakdown(batch: int, repeats: int) -> dict:
-    """Microseconds per training step of hpsearch (warm, one batch reused) and of its parts."""
+    """Microseconds per training step of hpsearch (warm, one batch reused) and of its parts.
+
+    ``layer-1 GEMMs`` are the two products with the 784-wide input (forward, and the
+    weight gradient -- for small batches fused with the SGD update of those weights);
+    ``update`` is the optimizer's subtraction over the remaining parameters (all of them
+    when not fused); ``rest`` is everything else: bias, activations, softmax, dispatch.
+    """
     import timeit
 
-    from hpsearch.mlp._layers import MLP, Workspace, one_hot
+    from hpsearch.mlp._layers import MLP, Workspace
     from hpsearch.mlp._optimizers import SGD
+    from hpsearch.mlp._train import _scaled_targets
 
     rng = np.random.default_rng(0)
     x = rng.random((batch, 784), dtype=np.float32)
     y = rng.integers(0, 10, batch).astype(np.intp)
-    t = one_hot(y, 10, np.float32)
     config = MLPConfig(hidden=LAYERS[1:-1], lr=LR, batch_size=batch)
     model = MLP(config, 784, 10, rng=rng)
-    ws = Workspace(model, batch, train=True, rng=rng)
     opt = SGD(LR)
-    ws.grad_scale = opt.prescale
-    ws.load(x, t, y, np.arange(batch), True)
-    (h1, h2), W, dW = ws.layers, model.W, model.dW
+    ws = Workspace(model, batch, train=True, rng=rng, grad_scale=opt.prescale)
+    fused = ws.fuse_sgd(opt)
+    ws.load(x, _scaled_targets(y, 10, np.float32, ws.scale), np.arange(batch))
+    (h1, h2), dWb = ws.layers, model.dWb
     number = max(20, 20_000 // batch)
 
     def us(fn):
         return min(timeit.repeat(fn, number=number, repeat=max(repeats, 3))) / number * 1e6
 
-    with np.errstate(over="raise", invalid="raise", divide="raise"):
-        ws.train_step(opt, True)
+    if fused:
+        layer1_grad, rest_p, rest_g = ws.fused[:3]
+        update = lambda: opt.update(rest_p, rest_g)  # noqa: E731
+    else:
+        layer1_grad = lambda: ws.xT.dot(h1.gT, out=model.dW[0])  # noqa: E731
+        update = lambda: opt.update(model.params, model.grads)  # noqa: E731
+    with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+        ws.train_step(opt)
         parts = {
-            "step": us(lambda: ws.train_step(opt, True)),
-            "layer-1 GEMMs": us(lambda: (np.matmul(ws.x, W[0], out=h1.u),
-                                         np.matmul(ws.x.T, h1.g, out=dW[0]))),
-            "other GEMMs": us(lambda: (np.matmul(h1.f, W[1], out=h2.u), np.matmul(h2.f, W[2], out=ws.out),
-                                       np.matmul(h2.aT, ws.delta, out=dW[2]),
-                                       np.matmul(ws.delta, W[2].T, out=h2.g),
-                                       np.matmul(h1.aT, h2.g, out=dW[1]), np.matmul(h2.g, W[1].T, out=h1.g))),
-            "update": us(lambda: opt.update(model.params, model.grads)),
+            "step": us(lambda: ws.train_step(opt)),
+            "layer-1 GEMMs": us(lambda: (h1.forward_dot(ws.xT, out=h1.u), layer1_grad())),
+            "other GEMMs": us(lambda: (h2.forward_dot(h1.aug, out=h2.u), ws.out_dot(h2.aug, out=ws.out),
+                                       ws.out_grad_dot(ws.deltaT, out=dWb[2]), ws.out_back_dot(ws.delta, out=h2.g),
+                                       h2.grad_dot(h2.gT, out=dWb[1]), h2.back_dot(h2.g, out=h1.g),
+                                       h1.bias_grad_dot(ws.ones, out=model.db[0]))),
+            "update": us(update),
         }
     parts["rest"] = parts["step"] - parts["layer-1 GEMMs"] - parts["other GEMMs"] - parts["update"]
     return parts
@@ -249,7 +264,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-torch", action="store_true")
     args = parser.parse_args(argv)
     n_train, n_val = (2000, 500) if args.quick else (8000, 2000)
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else 5)
     xt, yt, xv, yv, source = load_data(n_train, n_val)
     data = (xt, yt, xv, yv)
     run_torch, torch_version = (None, None) if args.no_torch else torch_runner()
@@ -276,8 +291,8 @@ def main(argv=None) -> int:
             }
             if run_torch is not None:
                 contenders["torch"] = lambda: run_torch(data, batch, epochs)
-                run_torch(data, batch, 1)  # warm-up
-            run_hpsearch(data, batch, 1)
+            for name, fn in contenders.items():  # warm-up, untimed: one run each
+                fn()
             best = {name: float("inf") for name in contenders}
             for _ in range(repeats):  # round-robin: a noisy neighbour hurts everyone alike
                 for name, fn in contenders.items():

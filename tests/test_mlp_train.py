@@ -247,3 +247,89 @@ def test_a_shorter_last_batch_does_not_disturb_the_full_batch_workspace():
     ws = Workspace(MLP(config, 4, 3), 10, train=True)
     ws.resized(3).forward(x[:3], True)
     np.testing.assert_array_equal(ws.forward(x, True), fresh)
+
+
+@pytest.mark.parametrize("changes", [
+    # measured: sgd with tiny batches (the fused first-layer update), one epoch, step 179
+    {"activation": "identity", "lr": 0.15, "batch_size": 2, "epochs": 1},
+    # measured: momentum + dropout, blows up at step 200 in epoch 3: the replay crosses an
+    # epoch and restores the optimizer's velocity and the dropout generator
+    {"activation": "identity", "lr": 0.05, "batch_size": 16, "epochs": 6, "optimizer": "momentum",
+     "dropout": 0.2},
+    # measured: the validation pass of epoch 4 overflows; batches of 100 leave a short last one
+    {"activation": "identity", "lr": 0.2, "batch_size": 100, "epochs": 6, "optimizer": "momentum",
+     "dropout": 0.2},
+])
+def test_the_trace_is_what_the_diverging_run_computed(digits, monkeypatch, changes):
+    # the trainer computes no magnitudes as it goes: on a divergence it replays the last
+    # steps from a snapshot. The replay must give exactly what tracing every step records.
+    from hpsearch.mlp._layers import Workspace
+
+    plain_step, seen, count = Workspace.train_step, {}, iter(range(1, 10**6))
+
+    def traced_step(self, optimizer, out=None):
+        if self.tracing:  # the trainer's replay
+            return plain_step(self, optimizer, out)
+        step, self.tracing = next(count), True
+        try:
+            plain_step(self, optimizer, out)
+        finally:
+            self.tracing = False
+            seen[step] = list(self.trace)
+
+    monkeypatch.setattr(Workspace, "train_step", traced_step)
+    with pytest.raises(Diverged) as info:
+        train(DEFAULT.replace(**changes), *digits)
+    err = info.value
+    assert len(err.trace) == 32 and err.trace[-1]["step"] == err.step == max(seen)
+    for row in err.trace[:-1] if err.where.startswith(("forward", "backward", "update", "softmax")) else err.trace:
+        assert [row[c] for c in TRACE_COLUMNS[2:]] == seen[row["step"]]
+    last = err.trace[-1]  # the failing step: its output weights are read as they are now
+    assert (last["max_abs_preact_out"], last["max_abs_grad_w_out"]) == (seen[err.step][0], seen[err.step][2])
+
+
+@pytest.mark.parametrize("kernel", ["numpy_cblas", "scipy_gemm"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_fused_first_layer_update_is_plain_sgd_and_reports_overflow(dtype, kernel, monkeypatch):
+    # plain SGD updates W_1 inside the gemm that computes its gradient: numpy's own BLAS
+    # through ctypes, else (small batches) scipy's gemm wrapper
+    from hpsearch.mlp import _layers
+    from hpsearch.mlp._layers import Blowup, Workspace
+    from hpsearch.mlp._optimizers import SGD
+
+    if kernel == "scipy_gemm":
+        monkeypatch.setattr(_layers, "_numpy_cblas", lambda key: None)
+    monkeypatch.setattr(_layers, "_KERNELS", {})
+    assert _layers._update_kernel(dtype)[0].__qualname__.startswith(f"_{kernel}.")
+
+    config = MLPConfig(hidden=(6, 5), lr=0.1, weight_decay=0.01, batch_size=4, dtype=dtype)
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(dtype)
+    results = []
+    for fuse in (True, False):
+        model, opt = MLP(config, 3, 2, rng=np.random.default_rng(0)), SGD(0.1)
+        ws = Workspace(model, 4, train=True, grad_scale=opt.prescale)
+        if fuse:
+            assert ws.fuse_sgd(opt)
+        ts = np.zeros((2, 4), dtype)
+        ts[1] = ws.scale
+        ws.load(x, ts, np.arange(4))
+        with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+            ws.train_step(opt)
+        results.append(model.params.copy())
+    np.testing.assert_allclose(*results, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-7)
+
+    # an overflow inside the fused gemm is caught at that step, like one in numpy
+    for fuse, where in ((True, "update layer 1"), (False, "backward layer 1")):
+        # tiny first-layer weights on huge inputs: the forward pass is fine, x^T g overflows
+        tiny, w, big = (1e-20, 1e15, 1e10) if dtype == "float32" else (1e-210, 1e50, 1e210)
+        model, opt = MLP(config.replace(activation="identity", weight_decay=0.0), 3, 2), SGD(0.1)
+        model.W[0][...], model.W[1][...] = tiny, w
+        model.W[2][:, 0], model.W[2][:, 1] = w, -w
+        ws = Workspace(model, 4, train=True, grad_scale=opt.prescale)
+        if fuse:
+            assert ws.fuse_sgd(opt)
+        ws.load(np.full((4, 3), big, dtype), ts, np.arange(4))
+        with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+            with pytest.raises(Blowup) as info:
+                ws.train_step(opt)
+        assert (info.value.reason, info.value.where) == ("overflow", where)

@@ -180,7 +180,7 @@ def test_a_run_and_a_worker_share_one_postgres_study_and_finish_each_trial_once(
 @pytest.mark.skipif(not POSTGRES, reason="HPSEARCH_TEST_POSTGRES_URL not set (.ci/run starts a PostgreSQL server)")
 def test_a_killed_worker_on_postgres_is_detected_by_heartbeat_and_its_trial_run_again(tmp_path):
     name = f"pgkill-{uuid.uuid4().hex[:8]}"
-    space = write_space(tmp_path, name=name, trials=6, epochs=6)
+    space = write_space(tmp_path, name=name, trials=6, epochs=30)
     argv = ("run", space, "--out", tmp_path / "out", "--storage", POSTGRES, "--jobs", 1, "-q")
     first = hpsearch(*argv)
     storage = optuna.storages.RDBStorage(POSTGRES)
@@ -194,12 +194,16 @@ def test_a_killed_worker_on_postgres_is_detected_by_heartbeat_and_its_trial_run_
         time.sleep(0.1)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
+    time.sleep(0.5)  # its trial process dies with it (PDEATHSIG)
+    running_at_kill = [t.number for t in optuna.load_study(study_name=name, storage=storage).get_trials()
+                       if t.state.name == "RUNNING"]
+    assert running_at_kill, "no trial was running at the kill"
     again = hpsearch(*argv)
     _, err = again.communicate(timeout=300)
     assert again.returncode == 0, err
     trials = optuna.load_study(study_name=name, storage=storage).get_trials()
     interrupted = [t for t in trials if t.state.name == "FAIL"]
-    assert interrupted, "the trial running at the kill was never failed"
+    assert sorted(t.number for t in interrupted) == running_at_kill
     retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
     assert {t.number for t in interrupted} <= retried
     counted = [t for t in trials if t.number not in retried]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit  # a ufunc: sigmoid without overflow for large |u|
 
+_ZERO = np.zeros((), np.float32)  # compares against any float dtype without a conversion per call
+
 
 class Activation:
     """``f`` applied elementwise; subclasses set ``name`` and fill in the two methods."""
@@ -60,7 +62,7 @@ class ReLU(Activation):
     name = "relu"
 
     def forward(self, u, out, cache):
-        np.greater(u, 0.0, out=cache)  # the 0/1 mask doubles as f'
+        np.greater(u, _ZERO, out=cache)  # the 0/1 mask doubles as f'
         np.multiply(u, cache, out=out)
 
     def backward(self, u, a, cache, da, out):
@@ -79,7 +81,7 @@ class LeakyReLU(Activation):
 
     def forward(self, u, out, cache):
         # slope = 1 where u > 0 else alpha; it is both the multiplier and f'
-        np.greater(u, 0.0, out=cache)
+        np.greater(u, _ZERO, out=cache)
         np.multiply(cache, 1.0 - self.alpha, out=cache)
         np.add(cache, self.alpha, out=cache)
         np.multiply(u, cache, out=out)
@@ -130,7 +132,7 @@ class Step(Activation):
     zero_gradient = True
 
     def forward(self, u, out, cache):
-        np.greater(u, 0.0, out=out)
+        np.greater(u, _ZERO, out=out)
 
     def backward(self, u, a, cache, da, out):
         out.fill(0.0)  # f' = 0 almost everywhere: layers below the output do not learn

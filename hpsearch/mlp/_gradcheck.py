@@ -34,12 +34,12 @@ def gradient_check(config: MLPConfig, x, y, *, n_classes: int | None = None,
     ws = Workspace(model, len(x), train=True, rng=dropout_rng)
     ws.freeze_masks = True
     t = one_hot(y, k, np.float64)
-    params, n_w, wd = model.params, model.n_weights, config.weight_decay
+    params, weights, wd = model.params, model.weight_mask, config.weight_decay
 
     def objective() -> float:
         ws.forward(x, True)
         data = ws.loss_and_delta(t, True) / len(x)
-        return data + 0.5 * wd * float(params[:n_w] @ params[:n_w])
+        return data + 0.5 * wd * float(params @ (weights * params))
 
     with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
         objective()
@@ -61,10 +61,11 @@ def gradient_check(config: MLPConfig, x, y, *, n_classes: int | None = None,
     whole = norm(analytic) + norm(numeric)
     if whole == 0.0:
         return 0.0
-    blocks = [*model.dW, *model.db, *model.dgamma, *model.dbeta]
-    worst, at = 0.0, 0
-    for block in blocks:
-        a, n = analytic[at:at + block.size], numeric[at:at + block.size]
-        at += block.size
+    def blocks(flat):
+        _, W, b, gamma, beta = model.carve(flat)
+        return [*W, *b, *gamma, *beta]
+
+    worst = 0.0
+    for a, n in zip(blocks(analytic), blocks(numeric)):
         worst = max(worst, norm(a - n) / max(norm(a) + norm(n), FLOOR * whole))
     return worst

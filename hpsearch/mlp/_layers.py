@@ -1,19 +1,25 @@
 """The network: parameters in one flat vector, and workspaces of preallocated buffers.
 
 Layout of the flat parameter vector (and of the gradient vector, same shape):
-``[W_1 .. W_L, b_1 .. b_L, gamma_1 .. gamma_{L-1}, beta_1 .. beta_{L-1}]`` -- the
-weights first, so weight decay is one slice, and an optimizer update is a few
-ufunc calls whatever the depth. ``W_i`` has shape (fan_in, fan_out): ``u = x @ W + b``.
+``[Wb_1 .. Wb_L, gamma_1 .. gamma_{L-1}, beta_1 .. beta_{L-1}]`` where ``Wb_i`` is the
+``(fan_in + 1, fan_out)`` block ``[W_i; b_i]``: the weights with the bias as one more
+row, so ``u = x @ W + b = [x, 1] @ Wb`` and an optimizer update is a few ufunc calls
+whatever the depth. ``MLP.W[i]`` and ``MLP.b[i]`` are views of the block.
 
-A :class:`Workspace` owns every buffer a forward/backward pass over ``rows``
-samples needs; the training loop calls it once per mini-batch and allocates
-nothing. A shorter last batch uses :meth:`Workspace.resized`, whose buffers are
-views ``buf[:m]`` of the same memory.
+A :class:`Workspace` owns every buffer a forward/backward pass over ``rows`` samples
+needs; the training loop calls it once per mini-batch and allocates nothing.
+Activations are kept feature-major, one column per sample: a hidden layer's output
+is a ``(width + 1, rows)`` array whose last row is ones, so the next layer's bias is
+part of its matrix product and the bias gradient part of the weight-gradient
+product, and the reductions over classes run along contiguous rows. Only the input
+batch is row-major (rows gathered from the training set), and the first layer adds
+its bias itself. A shorter last batch uses :meth:`Workspace.resized` (cached).
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
@@ -22,9 +28,12 @@ from hpsearch.errors import DataError
 from hpsearch.mlp._activations import ACTIVATIONS
 from hpsearch.mlp._initializers import BIAS_INITIALIZERS, INITIALIZERS
 from hpsearch.mlp._losses import LOSSES
+from hpsearch.mlp._optimizers import SGD
 
 BN_EPS = 1e-5  # added to the batch variance before the square root
-EVAL_ROWS = 1024  # rows per chunk when evaluating or predicting
+EVAL_ROWS = 512  # rows per chunk when evaluating or predicting (matrix products run fastest here)
+FUSE_MAX_ROWS = 32  # batch size up to which scipy's gemm (the fallback) beats the plain path
+_add = np.add
 
 
 class Blowup(Exception):
@@ -53,27 +62,17 @@ class MLP:
 
         pairs = list(zip(self.sizes[:-1], self.sizes[1:]))
         hidden = self.sizes[1:-1]
-        n_w = sum(i * o for i, o in pairs)
-        n_b = sum(o for _, o in pairs)
+        n_wb = sum((i + 1) * o for i, o in pairs)
         n_bn = 2 * sum(hidden) if config.batch_norm else 0
-        self.n_weights = n_w
-        self.params = np.empty(n_w + n_b + n_bn, self.dtype)
+        self.n_weights = sum(i * o for i, o in pairs)
+        self.params = np.empty(n_wb + n_bn, self.dtype)
         self.grads = np.zeros_like(self.params)
-        self.W, self.b, self.dW, self.db = [], [], [], []
-        self.gamma, self.beta, self.dgamma, self.dbeta = [], [], [], []
-        at = 0
-        for store, gstore, shapes in ((self.W, self.dW, pairs), (self.b, self.db, [(o,) for _, o in pairs])):
-            for shape in shapes:
-                n = int(np.prod(shape))
-                store.append(self.params[at:at + n].reshape(shape))
-                gstore.append(self.grads[at:at + n].reshape(shape))
-                at += n
-        if config.batch_norm:
-            for store, gstore in ((self.gamma, self.dgamma), (self.beta, self.dbeta)):
-                for width in hidden:
-                    store.append(self.params[at:at + width])
-                    gstore.append(self.grads[at:at + width])
-                    at += width
+        self.Wb, self.W, self.b, self.gamma, self.beta = self.carve(self.params)
+        self.dWb, self.dW, self.db, self.dgamma, self.dbeta = self.carve(self.grads)
+        # 1 where a parameter is a weight (weight decay applies), 0 for biases and batch norm
+        self.weight_mask = np.zeros_like(self.params)
+        for w in self.carve(self.weight_mask)[1]:
+            w.fill(1.0)
         self.running_mean = [np.zeros(w, self.dtype) for w in hidden] if config.batch_norm else []
         self.running_var = [np.ones(w, self.dtype) for w in hidden] if config.batch_norm else []
 
@@ -85,6 +84,24 @@ class MLP:
         for g, be in zip(self.gamma, self.beta):
             g.fill(1.0)
             be.fill(0.0)
+
+    def carve(self, flat: np.ndarray):
+        """Views ``(Wb, W, b, gamma, beta)`` of a vector laid out like ``params``."""
+        Wb, W, b, gamma, beta = [], [], [], [], []
+        at = 0
+        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
+            n = (fan_in + 1) * fan_out
+            block = flat[at:at + n].reshape(fan_in + 1, fan_out)
+            Wb.append(block)
+            W.append(block[:fan_in])
+            b.append(block[fan_in])
+            at += n
+        if self.config.batch_norm:
+            for store in (gamma, beta):
+                for width in self.sizes[1:-1]:
+                    store.append(flat[at:at + width])
+                    at += width
+        return Wb, W, b, gamma, beta
 
     # -- state (keep_best) ---------------------------------------------------------
     def get_state(self) -> list[np.ndarray]:
@@ -102,7 +119,7 @@ class MLP:
         ws = Workspace(self, min(EVAL_ROWS, max(len(x), 1)), train=False)
         for start in range(0, len(x), ws.rows):
             part = x[start:start + ws.rows]
-            yield start, part, (ws if len(part) == ws.rows else ws.resized(len(part)))
+            yield start, part, ws.resized(len(part))
 
     def scores(self, x) -> np.ndarray:
         """Output-layer pre-activations (logits), shape (n, K)."""
@@ -127,14 +144,13 @@ class MLP:
 
     def evaluate(self, x, y) -> dict:
         """Mean loss (without the weight-decay term) and accuracy over ``(x, y)``."""
-        y = np.asarray(y)
-        t = one_hot(y, self.sizes[-1], self.dtype)
+        y = np.asarray(y, dtype=np.intp)
         loss = correct = 0.0
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for start, part, ws in self._chunks(x):
                 end = start + len(part)
                 try:
-                    l, c = ws.evaluate(part, t[start:end], y[start:end])
+                    l, c = ws.evaluate(part, y[start:end])
                 except Blowup:  # the loss overflowed: report it as infinite
                     l, c = math.inf, ws.count_correct(y[start:end])
                 loss += l
@@ -157,10 +173,140 @@ class MLP:
         return " ".join(parts)
 
 
+# -- in-place gemm with readable floating-point flags (for Workspace.fuse_sgd) -----------
+# numpy's matmul cannot accumulate into its output. BLAS gemm can (C <- beta C + alpha AB):
+# we call numpy's own BLAS through ctypes (its cblas symbols with 64-bit integers, as in
+# the scipy-openblas64 wheels), else scipy's wrapper of its BLAS. Either must pass a probe
+# that checks its result and that the C library's fetestexcept sees the overflow and the
+# invalid operation it raises; otherwise there is no fusion.
+_FE_ALL = 0xFF  # every exception bit the platform has (fe* functions mask the rest)
+_FE_OVERFLOW = _FE_INVALID = 0
+fpe_test = fpe_clear = None
+_KERNELS = {}
+
+
+def _update_kernel(dtype):
+    """``(bind, any_rows)`` for ``dtype`` or ``None``: ``bind(W, x, g, beta)`` returns a
+    callable doing ``W <- beta W - x^T g^T`` in place (``W`` (n, w), ``x`` (m, n) and ``g``
+    (w, m), all C-contiguous); ``any_rows`` says whether it beats the plain path at every
+    batch size, or only for small ones."""
+    key = np.dtype(dtype).char
+    if key not in _KERNELS:
+        try:
+            _KERNELS[key] = _probe_kernel(key)
+        except Exception:  # no fenv access, no usable BLAS symbol: the plain path
+            _KERNELS[key] = None
+    return _KERNELS[key]
+
+
+def _probe_kernel(key):
+    global fpe_test, fpe_clear, _FE_OVERFLOW, _FE_INVALID
+    import ctypes
+    import ctypes.util
+
+    if fpe_test is None:
+        libm = ctypes.CDLL(ctypes.util.find_library("m"))
+        test, clear = libm.fetestexcept, libm.feclearexcept
+        test.argtypes = clear.argtypes = [ctypes.c_int]
+    else:
+        test, clear = fpe_test, fpe_clear
+    for make, any_rows in ((_numpy_cblas, True), (_scipy_gemm, False)):
+        try:
+            bind = make(key)
+        except Exception:
+            continue
+        if bind is None:
+            continue
+        flags = _probe_flags(bind, key, test, clear)
+        if flags is not None:
+            fpe_test, fpe_clear = test, clear
+            _FE_OVERFLOW, _FE_INVALID = flags
+            return bind, any_rows
+    return None
+
+
+def _probe_flags(bind, key, test, clear):
+    """(overflow bit, invalid bit) if ``bind`` computes right and raises both visibly."""
+    rng = np.random.default_rng(0)
+    W, x, g = rng.random((5, 3)).astype(key), rng.random((4, 5)).astype(key), rng.random((3, 4)).astype(key)
+    want = 0.5 * W - x.T @ g.T
+    bind(W, x, g, 0.5)()
+    if not np.allclose(W, want, rtol=1e-5):
+        return None
+
+    def raised(w, x, g):
+        w, x, g = (np.array(a, key) for a in (w, x, g))
+        clear(_FE_ALL)
+        bind(w, x, g, 1.0)()
+        found = test(_FE_ALL)
+        clear(_FE_ALL)
+        return found
+
+    big = 1e30 if key == "f" else 1e300
+    inexact = raised([[0.0]], [[1.0 / 3.0]], [[0.1]])
+    over = raised([[0.0]], [[big]], [[-big]]) & ~inexact
+    invalid = raised([[np.inf]], [[np.inf]], [[1.0]]) & ~inexact  # inf - inf
+    if not (over and invalid and not over & invalid):
+        return None
+    return over, invalid
+
+
+def _numpy_cblas(key):
+    import ctypes
+
+    from threadpoolctl import threadpool_info
+
+    paths = [i["filepath"] for i in threadpool_info()
+             if i.get("internal_api") == "openblas" and "numpy" in i["filepath"]]
+    if not paths:
+        return None
+    lib = ctypes.CDLL(paths[0])  # already loaded by numpy: the same library, the same threads
+    name = {"f": "sgemm", "d": "dgemm"}[key]
+    for symbol in (f"scipy_cblas_{name}64_", f"cblas_{name}64_"):
+        f = getattr(lib, symbol, None)
+        if f is not None:
+            break
+    else:
+        return None
+    i64, ptr, real = ctypes.c_int64, ctypes.c_void_p, {"f": ctypes.c_float, "d": ctypes.c_double}[key]
+    f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, real, ptr, i64, ptr, i64, real, ptr, i64]
+    f.restype = None
+    row_major, trans = 101, 112
+
+    def bind(W, x, g, beta):
+        n, w = W.shape
+        m = x.shape[0]
+        args = (row_major, trans, trans, i64(n), i64(w), i64(m), real(-1.0), ptr(x.ctypes.data), i64(n),
+                ptr(g.ctypes.data), i64(m), real(beta), ptr(W.ctypes.data), i64(w))
+        return partial(f, *args)
+
+    return bind
+
+
+def _scipy_gemm(key):
+    from scipy.linalg import blas
+
+    gemm = {"f": blas.sgemm, "d": blas.dgemm}[key]
+
+    def bind(W, x, g, beta):
+        return partial(gemm, -1.0, g.T, x.T, beta, W.T, 1, 1, 1)
+
+    return bind
+
+
 def one_hot(y: np.ndarray, k: int, dtype) -> np.ndarray:
     t = np.zeros((len(y), k), dtype)
     t[np.arange(len(y)), y] = 1.0
     return t
+
+
+def count_correct(scores: np.ndarray, y: np.ndarray) -> int:
+    """How many columns of ``scores`` (K, n) have their first maximum at row ``y``:
+    ``argmax(scores, axis=0) == y``, without argmax's slow walk across rows."""
+    is_max = scores == np.maximum.reduce(scores, axis=0)
+    rank = np.arange(len(scores), 0, -1, dtype=np.int32)[:, None]  # K - row: the first max ranks highest
+    first = len(scores) - np.maximum.reduce(is_max * rank, axis=0)
+    return int(np.count_nonzero(first == y))
 
 
 class Workspace:
@@ -171,10 +317,13 @@ class Workspace:
     the dropout masks of the previous pass (for the gradient check).
     ``grad_scale`` multiplies every gradient written to ``model.grads``: plain SGD
     sets it to the learning rate, so the update is a single subtraction.
+    ``tracing`` makes :meth:`train_step` record the step's magnitudes in ``trace``
+    (``hpsearch.mlp.TRACE_COLUMNS``); the trainer turns it on only to replay the
+    steps before a divergence.
     """
 
     def __init__(self, model: MLP, rows: int, train: bool, rng: np.random.Generator | None = None,
-                 _parent: "Workspace | None" = None):
+                 grad_scale: float = 1.0):
         self.model = model
         self.rows = rows
         self.train = train
@@ -182,95 +331,138 @@ class Workspace:
         self.freeze_masks = False
         self._masks_drawn = False
         self._resized = {}
-        self.grad_scale = 1.0 if _parent is None else _parent.grad_scale
+        self.tracing = False
+        self.trace = [None] * 4
         cfg = model.config
         self.bn = cfg.batch_norm
         self.dropout = cfg.dropout if train else 0.0
         self.act_forward = model.activation.forward
         self.act_backward = model.activation.backward
-        dt = model.dtype
-        hidden, K = model.sizes[1:-1], model.sizes[-1]
-        self.bufs = bufs = {}
+        self.loss = model.loss
+        dt = self.dtype = model.dtype
+        sizes = model.sizes
+        hidden, K = sizes[1:-1], sizes[-1]
+        m = rows
 
-        def rows_buf(key, cols, dtype=dt):  # (rows, cols), or the parent's first rows
-            bufs[key] = (np.empty((rows, cols) if cols else rows, dtype) if _parent is None
-                         else _parent.bufs[key][:rows])
-            return bufs[key]
+        def e(*shape):
+            return np.empty(shape, dt)
 
-        def shared(key, shape, dtype=dt):  # per-feature: not sliced by rows
-            bufs[key] = np.empty(shape, dtype) if _parent is None else _parent.bufs[key]
-            return bufs[key]
-
+        self.ones = np.ones(m, dt)
+        self.mean_vec = np.full(m, 1.0 / m, dt)
+        self.out = e(K, m)
+        self.delta = e(K, m)
+        self.deltaT = self.delta.T
         self.layers = []
         for i, w in enumerate(hidden):
             h = _Hidden()
-            h.u = rows_buf(("u", i), w)
-            h.f = rows_buf(("f", i), w)
-            h.cache = rows_buf(("cache", i), w)
-            h.v, h.a = h.u, h.f  # without batch norm / dropout these stages are identities
+            h.u = e(w, m)
+            h.aug = e(w + 1, m)
+            h.aug[w] = 1.0  # the ones row: the next layer's bias
+            h.a = h.aug[:w]
+            h.v = h.u
+            h.f = h.a
+            h.cache = e(w, m)
             if self.bn:
-                h.v = rows_buf(("v", i), w)
-                h.xc, h.xhat, h.tmp = (rows_buf((k, i), w) for k in ("xc", "xhat", "tmp"))
-                h.mu, h.var, h.istd, h.coef = (shared((k, i), w) for k in ("mu", "var", "istd", "coef"))
+                h.v = e(w, m)
+                h.xc, h.xhat, h.tmp = e(w, m), e(w, m), e(w, m)
+                h.mu, h.var, h.istd, h.coef = e(w), e(w), e(w), e(w)
+                h.mu_c, h.istd_c, h.coef_c = h.mu[:, None], h.istd[:, None], h.coef[:, None]
+                h.gamma_c, h.beta_c = model.gamma[i][:, None], model.beta[i][:, None]
+                h.dgamma_c, h.dbeta_c = model.dgamma[i][:, None], model.dbeta[i][:, None]
+                h.rmean_c = model.running_mean[i][:, None]
             if self.dropout:
-                h.a, h.rand, h.mask = (rows_buf((k, i), w) for k in ("a", "rand", "mask"))
+                h.f, h.rand, h.mask = e(w, m), e(w, m), e(w, m)
+            # products as bound methods of fixed views: u = [W; b]^T @ [a_prev; 1]
+            h.forward_dot = model.W[0].T.dot if i == 0 else model.Wb[i].T.dot
             if train:
-                h.g = rows_buf(("g", i), w)
-            h.aT = h.a.T
+                h.g = e(w, m)
+                h.gT = h.g.T
+                if i:  # dWb_i = [a_prev; 1] @ g^T and g_prev = W_i @ g
+                    h.grad_dot = self.layers[-1].aug.dot
+                    h.back_dot = model.W[i].dot
+                else:  # dW_1 = x^T @ g^T and db_1 = g @ 1
+                    h.bias_grad_dot = h.g.dot
             self.layers.append(h)
-        self.out = rows_buf("out", K)
-        self.delta = rows_buf("delta", K)
-        self.argmax = rows_buf("argmax", 0, np.intp)
-        self.equal = rows_buf("equal", 0, bool)
-        self.ones = rows_buf("ones", 0)  # row sums as a matrix-vector product
-        if _parent is None:
-            self.ones.fill(1.0)
-        self.mean_vec = np.full(rows, 1.0 / rows, dt)  # depends on rows: never shared
-        self.loss_ws = {k: rows_buf(("loss", k), v.shape[1])
-                        for k, v in model.loss.workspace(1, K, dt).items()}
-        self.abs_out = rows_buf("abs_out", K)
-        self.abs_hidden = rows_buf("abs_hidden", hidden[-1])
-        self.abs_w = shared("abs_w", model.W[-1].shape)
+        top = self.layers[-1]
+        self.b1 = model.b[0][:, None]
+        self.out_dot = model.Wb[-1].T.dot
+        self.out_grad_dot = top.aug.dot
+        self.out_back_dot = model.W[-1].dot
+        self.loss_ws = model.loss.fm_workspace(m, K, dt)
+        self.abs_out = e(K, m)
+        self.abs_hidden = e(hidden[-1], m)
+        self.abs_w = np.empty(model.W[-1].shape, dt)
         if train:
-            self.x = rows_buf("x", model.sizes[0])
-            self.t = rows_buf("t", K)
-            self.y = rows_buf("y", 0, np.intp)
+            self.x = np.empty((m, sizes[0]), dt)
+            self.xT = self.x.T
+            self.t = e(K, m)
         self.wd = cfg.weight_decay
         if self.wd:
-            self.wd_tmp = shared("wd_tmp", model.n_weights)
-            self.p_w = model.params[:model.n_weights]
-            self.g_w = model.grads[:model.n_weights]
-        # the last training step's max |preact out|, |W out|, |dW out|, |grad hidden|
-        self.trace = _parent.trace if _parent is not None else [None] * 4
+            self.wd_tmp = np.empty_like(model.params)
+        self.fused = None
+        self.grad_scale = grad_scale
+
+    @property
+    def grad_scale(self) -> float:
+        return self._grad_scale
+
+    @grad_scale.setter
+    def grad_scale(self, value: float) -> None:
+        self._grad_scale = float(value)
+        # d mean-loss / d out carries 1 / rows; held as a typed scalar (no conversion per call)
+        self.scale = self.dtype.type(self._grad_scale / self.rows)
+        if self.wd:
+            self.wd_vec = self.model.weight_mask * (self.wd * self._grad_scale)
+
+    def fuse_sgd(self, optimizer) -> bool:
+        """Let :meth:`train_step` apply plain SGD to the first layer's weights inside the
+        product that computes their gradient (``W -= x^T @ g`` as one BLAS ``gemm`` with
+        ``beta = 1``): that gradient is never written out nor read back by the update,
+        which then covers the other parameters only. Only where the call's floating-point
+        exception flags can be read, so an overflow in it is caught at that step like any
+        other (see ``_update_kernel``). Returns whether it is on."""
+        kernel = _update_kernel(self.dtype)
+        if not (self.train and type(optimizer) is SGD and kernel is not None
+                and (kernel[1] or self.rows <= FUSE_MAX_ROWS) and optimizer.prescale == self._grad_scale):
+            return False
+        model = self.model
+        n1 = model.W[0].size  # W_1 opens the parameter vector
+        beta = 1.0 - self.wd * self._grad_scale  # weight decay: W <- (1 - lr wd) W - lr dW
+        self.fused = (kernel[0](model.W[0], self.x, self.layers[0].g, beta),
+                      model.params[n1:], model.grads[n1:],
+                      self.wd_vec[n1:] if self.wd else None, self.wd_tmp[n1:] if self.wd else None)
+        return True
 
     def resized(self, m: int) -> "Workspace":
-        """A workspace over the first ``m`` rows of the same memory (cached)."""
+        """A workspace like this one over ``m`` rows (cached)."""
         if m == self.rows:
             return self
         ws = self._resized.get(m)
         if ws is None:
-            ws = self._resized[m] = Workspace(self.model, m, self.train, self.rng, _parent=self)
+            ws = self._resized[m] = Workspace(self.model, m, self.train, self.rng, self._grad_scale)
+            ws.trace = self.trace
         return ws
 
-    def load(self, x, t, y, idx, labels: bool) -> None:
-        """Gather the rows ``idx`` of the training arrays into this workspace."""
+    def load(self, x, ts, idx) -> None:
+        """Gather the rows ``idx`` of the training inputs ``x`` and the columns of the
+        scaled one-hot targets ``ts`` (K, n) into this workspace."""
         x.take(idx, axis=0, out=self.x, mode="clip")
-        t.take(idx, axis=0, out=self.t, mode="clip")
-        if labels:
-            y.take(idx, out=self.y, mode="clip")
+        ts.take(idx, axis=1, out=self.t, mode="clip")
 
     # -- forward -------------------------------------------------------------------
-    def forward(self, x, train: bool) -> np.ndarray:
-        """Output-layer pre-activations for ``x`` (rows, features); returns ``self.out``."""
-        model, act = self.model, self.act_forward
-        W, b = model.W, model.b
+    def _forward(self, xT, train: bool, out) -> None:
+        """Output-layer pre-activations for ``xT`` (features, rows), written to ``out`` (K, rows)."""
+        act = self.act_forward
         dropout = self.dropout if train else 0.0
+        bn = self.bn
         i = 0
         try:
+            prev = xT
             for i, h in enumerate(self.layers):
-                np.matmul(x, W[i], out=h.u)
-                np.add(h.u, b[i], out=h.u)
-                if self.bn:
+                h.forward_dot(prev, out=h.u)
+                if not i:
+                    _add(h.u, self.b1, out=h.u)
+                if bn:
                     self._bn_forward(i, h, train)
                 act(h.v, h.f, h.cache)
                 if dropout:
@@ -279,26 +471,30 @@ class Workspace:
                         np.greater_equal(h.rand, dropout, out=h.mask)
                         np.multiply(h.mask, 1.0 / (1.0 - dropout), out=h.mask)
                     np.multiply(h.f, h.mask, out=h.a)
-                x = h.a
+                prev = h.aug
             i += 1
-            np.matmul(x, W[i], out=self.out)
-            np.add(self.out, b[i], out=self.out)
+            self.out_dot(prev, out=out)
         except FloatingPointError as err:
             raise Blowup.from_fpe(err, f"forward layer {i + 1}") from None
-        self._masks_drawn = True
-        return self.out
+        if dropout:
+            self._masks_drawn = True
+
+    def forward(self, x, train: bool) -> np.ndarray:
+        """Output-layer pre-activations for ``x`` (rows, features), shape (rows, K)."""
+        self._forward(x.T, train, self.out)
+        return self.out.T
 
     def _bn_forward(self, i, h, train):
         model = self.model
         if train:
-            np.matmul(self.mean_vec, h.u, out=h.mu)
-            np.subtract(h.u, h.mu, out=h.xc)
+            np.dot(h.u, self.mean_vec, out=h.mu)
+            np.subtract(h.u, h.mu_c, out=h.xc)
             np.multiply(h.xc, h.xc, out=h.tmp)
-            np.matmul(self.mean_vec, h.tmp, out=h.var)
+            np.dot(h.tmp, self.mean_vec, out=h.var)
             np.add(h.var, BN_EPS, out=h.istd)
             np.sqrt(h.istd, out=h.istd)
             np.divide(1.0, h.istd, out=h.istd)
-            np.multiply(h.xc, h.istd, out=h.xhat)
+            np.multiply(h.xc, h.istd_c, out=h.xhat)
             # running += (1 - momentum) * (batch - running)
             keep = 1.0 - model.config.bn_momentum
             for run, batch in ((model.running_mean[i], h.mu), (model.running_var[i], h.var)):
@@ -309,34 +505,42 @@ class Workspace:
             np.add(model.running_var[i], BN_EPS, out=h.istd)
             np.sqrt(h.istd, out=h.istd)
             np.divide(1.0, h.istd, out=h.istd)
-            np.subtract(h.u, model.running_mean[i], out=h.xhat)
-            np.multiply(h.xhat, h.istd, out=h.xhat)
-        np.multiply(h.xhat, model.gamma[i], out=h.v)
-        np.add(h.v, model.beta[i], out=h.v)
+            np.subtract(h.u, h.rmean_c, out=h.xhat)
+            np.multiply(h.xhat, h.istd_c, out=h.xhat)
+        np.multiply(h.xhat, h.gamma_c, out=h.v)
+        np.add(h.v, h.beta_c, out=h.v)
 
     # -- loss and backward -----------------------------------------------------------
     def loss_and_delta(self, t, want: bool):
-        """Summed loss over the rows (or ``None``); ``delta = grad_scale * d mean-loss / d out``."""
-        loss = self.model.loss
+        """For the last :meth:`forward`: ``delta = grad_scale * d mean-loss / d out`` against
+        one-hot targets ``t`` (rows, K); returns the summed loss when ``want`` (else ``None``)."""
+        loss = self.loss
         try:
-            return loss.forward_backward(self.out, t, self.loss_ws, self.delta,
-                                         self.grad_scale / self.rows, want)
+            loss.fm_delta(self.out, np.ascontiguousarray(t.T) * self.scale, self.loss_ws, self.delta,
+                          self.scale)
+            if want:
+                return loss.fm_total(self.out, np.argmax(t, axis=1))
         except FloatingPointError as err:
             raise Blowup.from_fpe(err, loss.stage) from None
+        return None
 
     def backward(self, x) -> None:
         """Fill ``model.grads`` (times ``grad_scale``) from ``self.delta``; ``x`` as in forward."""
-        model, act, layers, ones = self.model, self.act_backward, self.layers, self.ones
-        W, dW, db = model.W, model.dW, model.db
-        i = len(W) - 1
+        self._backward(x.T, None)
+
+    def _backward(self, xT, fused) -> None:
+        """``model.grads`` from ``self.delta``; with ``fused`` (see :meth:`fuse_sgd`) the first
+        layer's weights are updated in place instead and the rest of the update is left to
+        the caller."""
+        model, act, layers = self.model, self.act_backward, self.layers
+        i = len(layers)
         try:
-            g, top = self.delta, layers[-1]
-            np.matmul(top.aT, g, out=dW[i])
-            np.matmul(ones, g, out=db[i])
-            np.matmul(g, W[i].T, out=top.g)
-            # gradient flowing into the last hidden layer, before dropout and f'
-            np.abs(top.g, out=self.abs_hidden)
-            self.trace[3] = float(np.maximum.reduce(self.abs_hidden, axis=None)) / self.grad_scale
+            top = layers[-1]
+            self.out_grad_dot(self.deltaT, out=model.dWb[i])
+            self.out_back_dot(self.delta, out=top.g)
+            if self.tracing:  # the gradient flowing into the last hidden layer, before dropout and f'
+                np.abs(top.g, out=self.abs_hidden)
+                self.trace[3] = float(np.maximum.reduce(self.abs_hidden, axis=None)) / self._grad_scale
             for i in range(i - 1, -1, -1):
                 h = layers[i]
                 g = h.g
@@ -345,91 +549,121 @@ class Workspace:
                 act(h.v, h.f, h.cache, g, g)
                 if self.bn:
                     self._bn_backward(i, h)
-                np.matmul(layers[i - 1].aT if i else x.T, g, out=dW[i])
-                np.matmul(ones, g, out=db[i])
                 if i:
-                    np.matmul(g, W[i].T, out=layers[i - 1].g)
+                    h.grad_dot(h.gT, out=model.dWb[i])
+                    h.back_dot(g, out=layers[i - 1].g)
+                else:
+                    h.bias_grad_dot(self.ones, out=model.db[0])
+                    if fused is None:
+                        xT.dot(h.gT, out=model.dW[0])
         except FloatingPointError as err:
             raise Blowup.from_fpe(err, f"backward layer {i + 1}") from None
-        if self.wd:
+        if fused is not None:
+            update_w1, params, grads, wd_vec, wd_tmp = fused
+            fpe_clear(_FE_ALL)
+            update_w1()  # W_1 <- beta W_1 - x^T g^T, in place
+            flags = fpe_test(_FE_OVERFLOW | _FE_INVALID)
+            if flags:
+                fpe_clear(_FE_ALL)
+                raise Blowup("overflow" if flags & _FE_OVERFLOW else "nan", "update layer 1")
+            if wd_vec is not None:  # the other layers' weight decay
+                try:
+                    np.multiply(params, wd_vec, out=wd_tmp)
+                    np.add(grads, wd_tmp, out=grads)
+                except FloatingPointError as err:
+                    raise Blowup.from_fpe(err, "backward weight decay") from None
+        elif self.wd:
             try:
-                np.multiply(self.p_w, self.wd * self.grad_scale, out=self.wd_tmp)
-                np.add(self.g_w, self.wd_tmp, out=self.g_w)
+                np.multiply(model.params, self.wd_vec, out=self.wd_tmp)
+                np.add(model.grads, self.wd_tmp, out=model.grads)
             except FloatingPointError as err:
                 raise Blowup.from_fpe(err, "backward weight decay") from None
 
     def _bn_backward(self, i, h):
         # with dv = dL/dv: du = gamma * istd / m * (m dv - sum(dv) - xhat * sum(dv * xhat))
         model, ones = self.model, self.ones
-        dgamma, dbeta = model.dgamma[i], model.dbeta[i]
         dv = h.g
-        np.matmul(ones, dv, out=dbeta)
+        np.dot(dv, ones, out=model.dbeta[i])
         np.multiply(dv, h.xhat, out=h.tmp)
-        np.matmul(ones, h.tmp, out=dgamma)
-        np.multiply(h.xhat, dgamma, out=h.tmp)
+        np.dot(h.tmp, ones, out=model.dgamma[i])
+        np.multiply(h.xhat, h.dgamma_c, out=h.tmp)
         np.multiply(dv, float(self.rows), out=dv)
         np.subtract(dv, h.tmp, out=dv)
-        np.subtract(dv, dbeta, out=dv)
+        np.subtract(dv, h.dbeta_c, out=dv)
         np.multiply(model.gamma[i], h.istd, out=h.coef)
         np.multiply(h.coef, 1.0 / self.rows, out=h.coef)
-        np.multiply(dv, h.coef, out=dv)
+        np.multiply(dv, h.coef_c, out=dv)
 
-    # -- the training step, fused --------------------------------------------------
-    def train_step(self, optimizer, want_metrics: bool):
-        """One mini-batch from ``self.x`` / ``self.t`` / ``self.y``: forward, backward, update.
+    # -- the training step -----------------------------------------------------------
+    def train_step(self, optimizer, out=None) -> None:
+        """One mini-batch from ``self.x`` / ``self.t``: forward, backward, update.
 
-        Returns ``(summed loss, correct count)`` when ``want_metrics``, else ``(None, None)``.
-        The step's magnitudes (``hpsearch.mlp.TRACE_COLUMNS``) are left in ``self.trace``;
-        a stage that was not reached (the step blew up before it) leaves ``None``.
+        The output-layer pre-activations go to ``out`` (K, rows) when given (the
+        trainer keeps them to compute the epoch's running loss and accuracy at once).
+        With ``tracing`` the step's magnitudes are left in ``self.trace``; a stage that
+        was not reached (the step blew up before it) leaves ``None``.
         """
-        tr = self.trace
-        tr[0] = tr[1] = tr[2] = tr[3] = None
-        out = self.forward(self.x, True)
-        np.abs(out, out=self.abs_out)
-        tr[0] = float(np.maximum.reduce(self.abs_out, axis=None))
-        loss = self.loss_and_delta(self.t, want_metrics)
-        correct = None
-        if want_metrics:
-            out.argmax(axis=1, out=self.argmax)
-            np.equal(self.argmax, self.y, out=self.equal)
-            correct = np.count_nonzero(self.equal)
-        self.backward(self.x)
-        model, abs_w = self.model, self.abs_w
-        np.abs(model.dW[-1], out=abs_w)
-        tr[2] = float(np.maximum.reduce(abs_w, axis=None)) / self.grad_scale
+        if out is None:
+            out = self.out
+        tracing = self.tracing
+        if tracing:
+            tr = self.trace
+            tr[0] = tr[1] = tr[2] = tr[3] = None
+        self._forward(self.xT, True, out)
+        if tracing:
+            np.abs(out, out=self.abs_out)
+            tr[0] = float(np.maximum.reduce(self.abs_out, axis=None))
+        loss = self.loss
         try:
-            optimizer.update(model.params, model.grads)
+            loss.fm_delta_fast(out, self.t, self.loss_ws, self.delta, self.scale)
+        except FloatingPointError as err:
+            raise Blowup.from_fpe(err, loss.stage) from None
+        fused = self.fused
+        self._backward(self.xT, fused)
+        model = self.model
+        if tracing:
+            np.abs(model.dW[-1], out=self.abs_w)
+            tr[2] = float(np.maximum.reduce(self.abs_w, axis=None)) / self._grad_scale
+        try:
+            if fused is None:
+                optimizer.update(model.params, model.grads)
+            else:
+                optimizer.update(fused[1], fused[2])
         except FloatingPointError as err:
             raise Blowup.from_fpe(err, f"update layer {self._worst_layer()}") from None
-        np.abs(model.W[-1], out=abs_w)
-        tr[1] = float(np.maximum.reduce(abs_w, axis=None))
-        return loss, correct
+        if tracing:
+            np.abs(model.W[-1], out=self.abs_w)
+            tr[1] = float(np.maximum.reduce(self.abs_w, axis=None))
 
     def _worst_layer(self) -> int:
         """1-based layer whose parameters went non-finite, else whose gradient is largest."""
         model = self.model
-        for i, (W, b) in enumerate(zip(model.W, model.b)):
-            if not (np.isfinite(W).all() and np.isfinite(b).all()):
+        for i, Wb in enumerate(model.Wb):
+            if not np.isfinite(Wb).all():
                 return i + 1
         with np.errstate(all="ignore"):
-            sizes = [max(np.abs(dW).max(), np.abs(db).max()) for dW, db in zip(model.dW, model.db)]
+            sizes = [np.abs(dWb).max() for dWb in model.dWb]
         return int(np.argmax(sizes)) + 1
 
     # -- evaluation ----------------------------------------------------------------
-    def evaluate(self, x, t, y):
-        """``(summed loss, correct count)`` over the rows of ``x`` in eval mode."""
-        self.forward(x, False)
-        loss = self.loss_and_delta(t, True)
+    def evaluate(self, x, y):
+        """``(summed loss, correct count)`` over the rows of ``x`` (labels ``y``) in eval mode."""
+        self._forward(x.T, False, self.out)
+        try:
+            loss = self.loss.fm_total(self.out, y)
+        except FloatingPointError as err:
+            raise Blowup.from_fpe(err, self.loss.stage) from None
         return loss, self.count_correct(y)
 
     def count_correct(self, y) -> int:
-        self.out.argmax(axis=1, out=self.argmax)
-        np.equal(self.argmax, y, out=self.equal)
-        return int(np.count_nonzero(self.equal))
+        return count_correct(self.out, y)
 
 
 class _Hidden:
-    """Buffers of one hidden layer for ``rows`` samples (``aT`` is ``a.T``, kept as a view)."""
+    """Buffers of one hidden layer for ``rows`` samples, each (width, rows); ``aug`` is
+    (width + 1, rows) with a last row of ones and ``a`` is its first ``width`` rows."""
 
-    __slots__ = ("u", "v", "f", "a", "aT", "cache", "rand", "mask", "g", "xc", "xhat", "tmp",
-                 "mu", "var", "istd", "coef")
+    __slots__ = ("u", "v", "f", "a", "aug", "cache", "rand", "mask", "g", "xc", "xhat", "tmp",
+                 "mu", "var", "istd", "coef", "mu_c", "istd_c", "coef_c", "gamma_c", "beta_c",
+                 "dgamma_c", "dbeta_c", "rmean_c", "gT", "forward_dot", "grad_dot", "back_dot",
+                 "bias_grad_dot")

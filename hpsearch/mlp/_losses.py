@@ -6,6 +6,13 @@ times the gradient of the *summed* loss with respect to ``u`` into ``delta``
 (the caller passes ``1 / rows`` for the mean, times any gradient scale) and, when
 ``want`` is true, returns the summed loss over the rows (else ``None``).
 Softmax and cross-entropy are fused: the gradient is ``softmax(u) - t``.
+
+The training loop works feature-major (one column per sample, see ``_layers``) and
+uses the ``fm_*`` methods: ``fm_delta(o, ts, ws, delta, scale)`` writes
+``delta = scale * softmax(o) - ts`` (cross-entropy) or ``scale * o - ts`` (MSE) for
+outputs ``o`` of shape (K, rows) and targets ``ts`` already multiplied by ``scale``;
+``fm_total(o, y)`` is the summed loss of outputs ``o`` (..., K, rows) against labels
+``y`` (..., rows), computed once per chunk or per epoch (it allocates).
 """
 
 from __future__ import annotations
@@ -37,6 +44,19 @@ class Loss:
         """The network's output for scores ``u`` (probabilities for cross-entropy)."""
         raise NotImplementedError
 
+    def fm_workspace(self, rows: int, k: int, dtype) -> dict:
+        return {}
+
+    def fm_delta(self, o, ts, ws, delta, scale):
+        raise NotImplementedError
+
+    def fm_delta_fast(self, o, ts, ws, delta, scale):
+        """:meth:`fm_delta` for callers under ``np.errstate(over="raise")`` (the trainer)."""
+        self.fm_delta(o, ts, ws, delta, scale)
+
+    def fm_total(self, o, y) -> float:
+        raise NotImplementedError
+
 
 class CrossEntropy(Loss):
     """Softmax output, ``-log p[y]`` averaged over the batch."""
@@ -64,6 +84,47 @@ class CrossEntropy(Loss):
         np.log(s, out=s)
         return _finite_or_raise(float(np.add.reduce(s, axis=None)) - zt)
 
+    def fm_workspace(self, rows, k, dtype):
+        dtype = np.dtype(dtype)
+        return {"mx": np.empty(rows, dtype), "s": np.empty(rows, dtype), "z": np.empty((k, rows), dtype),
+                "col_sum": np.ones(k, dtype).dot,  # column sums as a matrix-vector product
+                # below this a column's sum of exp(o) has lost precision (its terms underflow)
+                "tiny": float(2.0 ** (np.finfo(dtype).minexp // 2))}
+
+    def fm_delta_fast(self, o, ts, ws, delta, scale):
+        # softmax without the shift by the column max, which costs two passes; it is the
+        # same to rounding unless exp(o) overflows (raises under the trainer's errstate)
+        # or a whole column underflows: then the shifted form
+        z, s = ws["z"], ws["s"]
+        try:
+            np.exp(o, out=z)
+            ws["col_sum"](z, out=s)
+            if np.minimum.reduce(s) < ws["tiny"]:
+                raise FloatingPointError("underflow")
+        except FloatingPointError:
+            return self.fm_delta(o, ts, ws, delta, scale)
+        np.divide(scale, s, out=s)
+        np.multiply(z, s, out=delta)
+        np.subtract(delta, ts, out=delta)
+
+    def fm_delta(self, o, ts, ws, delta, scale):
+        z, s, mx = ws["z"], ws["s"], ws["mx"]
+        np.maximum.reduce(o, axis=0, out=mx)  # column max: exp never overflows
+        np.subtract(o, mx, out=z)
+        np.exp(z, out=z)
+        np.add.reduce(z, axis=0, out=s)  # >= 1
+        np.divide(scale, s, out=s)
+        np.multiply(z, s, out=delta)
+        np.subtract(delta, ts, out=delta)
+
+    def fm_total(self, o, y):
+        z = o - np.maximum.reduce(o, axis=-2, keepdims=True)
+        picked = np.take_along_axis(z, y[..., None, :], axis=-2)
+        np.exp(z, out=z)
+        lse = np.log(np.add.reduce(z, axis=-2))
+        return _finite_or_raise(float(np.add.reduce(lse, axis=None, dtype=np.float64))
+                                - float(np.add.reduce(picked, axis=None, dtype=np.float64)))
+
     def output(self, u, ws, out):
         np.maximum.reduce(u, axis=1, keepdims=True, out=ws["mx"])
         np.subtract(u, ws["mx"], out=out)
@@ -85,6 +146,16 @@ class MeanSquaredError(Loss):
 
     def output(self, u, ws, out):
         np.copyto(out, u)
+
+    def fm_delta(self, o, ts, ws, delta, scale):
+        np.multiply(o, scale, out=delta)
+        np.subtract(delta, ts, out=delta)
+
+    def fm_total(self, o, y):
+        d = o.copy()
+        picked = np.take_along_axis(d, y[..., None, :], axis=-2)
+        np.put_along_axis(d, y[..., None, :], picked - 1, axis=-2)
+        return _finite_or_raise(0.5 * float(np.vdot(d, d)))
 
 
 LOSSES: dict[str, type[Loss]] = {cls.name: cls for cls in (CrossEntropy, MeanSquaredError)}

@@ -30,6 +30,10 @@ class Optimizer:
     def update(self, params: np.ndarray, grads: np.ndarray) -> None:
         raise NotImplementedError
 
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays of the optimizer's state (scratch buffers excluded)."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray) and k != "_tmp"}
+
     def __repr__(self) -> str:
         return f"{self.name} lr={self.lr:.3g}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,15 +14,15 @@ from hpsearch._registry import lookup
 from hpsearch.errors import DataError, Diverged
 from hpsearch.mlp._config import MLPConfig
 from hpsearch.mlp._initializers import SYMMETRIC
-from hpsearch.mlp._layers import EVAL_ROWS, MLP, Blowup, Workspace, one_hot
+from hpsearch.mlp._layers import EVAL_ROWS, MLP, Blowup, Workspace, count_correct
 from hpsearch.mlp._optimizers import OPTIMIZERS
 
 TRACE_COLUMNS = ("epoch", "step", "max_abs_preact_out", "max_abs_w_out",
                  "max_abs_grad_w_out", "max_abs_grad_hidden")
 TRACE_STEPS = 32  # steps kept in the divergence trace
+SNAPSHOT_EVERY = 4 * TRACE_STEPS  # steps between two snapshots of the training state (>= TRACE_STEPS)
 METRICS = {"val_accuracy": "max", "val_loss": "min"}
 TRAIN_METRICS = ("running", "full", "none")
-_INF = math.inf
 
 
 @dataclass
@@ -40,11 +41,19 @@ class History:
     metric: str = "val_accuracy"
 
 
+def _all_finite(x: np.ndarray) -> bool:
+    # one fast pass: the sum of squares is finite unless some value is not (or it
+    # overflows on huge values: then look element by element)
+    if math.isfinite(float(np.vdot(x, x))):
+        return True
+    return bool(np.isfinite(x).all())
+
+
 def _check_xy(x, y, name: str, dtype):
     x = np.ascontiguousarray(x, dtype=dtype)
     if x.ndim != 2:
         raise DataError(f"x_{name} must be a 2-D array (samples, features), got shape {x.shape}")
-    if not np.isfinite(x).all():
+    if not _all_finite(x):
         raise DataError(f"x_{name} must be finite, got NaN or inf in {np.count_nonzero(~np.isfinite(x))} values")
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != len(x):
@@ -108,56 +117,31 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     history = History(model=model, notes=_notes(config, model), metric=metric)
 
     n, batch = len(x_train), min(config.batch_size, len(x_train))
-    t_train = one_hot(y_train, n_classes, dtype)
-    t_val = one_hot(y_val, n_classes, dtype)
-    ws_full = Workspace(model, batch, train=True, rng=dropout_rng)
-    ws_full.grad_scale = optimizer.prescale
-    ws_last = ws_full.resized(n - (n - 1) // batch * batch)
+    run = _Run(model, optimizer, x_train, y_train, n_classes, batch, dropout_rng)
     eval_rows = max(len(x_val), n if train_metrics == "full" else 0, 1)
-    eval_ws = Workspace(model, min(EVAL_ROWS, eval_rows), train=False)
+    evaluate = _Evaluator(model, min(EVAL_ROWS, eval_rows))
     running = train_metrics == "running"
     maximize = METRICS[metric] == "max"
     best_state = None
-    trace = [None] * TRACE_STEPS
-    step = 0
-    in_step = False
-    errstate = dict(over="raise", invalid="raise", divide="raise", under="ignore")
 
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
-        loss_sum, correct = 0.0, 0
         try:
-            with np.errstate(**errstate):
-                perm = shuffle_rng.permutation(n)
-                for start in range(0, n, batch):
-                    idx = perm[start:start + batch]
-                    ws = ws_full if len(idx) == batch else ws_last
-                    ws.load(x_train, t_train, y_train, idx, running)
-                    step += 1
-                    in_step = True
-                    l, c = ws.train_step(optimizer, running)
-                    in_step = False
-                    if running:
-                        loss_sum += l
-                        correct += c
-                    pre, w, gw, gh = ws.trace
-                    trace[step % TRACE_STEPS] = (epoch, step, pre, w, gw, gh)
-                    if not (pre + w + gw + gh < _INF):  # a nan fails this too
-                        raise Blowup("nan" if math.isnan(pre + w + gw + gh) else "overflow",
-                                     _first_bad_stage(pre, w, gw, gh, len(model.W)))
+            with np.errstate(**_ERRSTATE):
+                run.epoch(epoch, shuffle_rng.permutation(n), running)
+        except Blowup as b:
+            raise run.diverged(b, epoch) from None
+        try:
+            with np.errstate(**_ERRSTATE):
                 if running:
-                    train_loss, train_acc = float(loss_sum) / n, int(correct) / n
+                    train_loss, train_acc = run.running_metrics()
                 elif train_metrics == "full":
-                    train_loss, train_acc = _evaluate(eval_ws, x_train, t_train, y_train, "train")
+                    train_loss, train_acc = evaluate(x_train, y_train, "train")
                 else:
                     train_loss = train_acc = None
-                val_loss, val_acc = _evaluate(eval_ws, x_val, t_val, y_val, "validation")
+                val_loss, val_acc = evaluate(x_val, y_val, "validation")
         except Blowup as b:
-            if in_step:  # the failing step: the magnitudes it reached before blowing up
-                trace[step % TRACE_STEPS] = (epoch, step, *_last_magnitudes(ws))
-            rows = [r for r in trace[step % TRACE_STEPS + 1:] + trace[:step % TRACE_STEPS + 1] if r]
-            raise Diverged(b.reason, epoch, step, b.where,
-                           [dict(zip(TRACE_COLUMNS, _no_nan(r))) for r in rows]) from None
+            raise run.diverged(b, epoch) from None
         metrics = {"train_loss": train_loss, "train_accuracy": train_acc,
                    "val_loss": val_loss, "val_accuracy": val_acc}
         value = metrics[metric]
@@ -168,7 +152,7 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
                 best_state = model.get_state()
             else:
                 best_state = None  # the final weights are the best ones
-        history.steps = step
+        history.steps = run.step
         history.epochs.append({"epoch": epoch, **metrics, "seconds": time.perf_counter() - t0})
         if on_epoch is not None:
             on_epoch(epoch, dict(metrics))
@@ -178,29 +162,209 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     return history
 
 
-def _evaluate(ws: Workspace, x, t, y, what: str):
-    """Mean loss and accuracy over all rows, in eval mode; blow-ups name ``what``."""
-    if len(x) == 0:
-        return None, None
-    loss, correct = 0.0, 0
-    for start in range(0, len(x), ws.rows):
-        end = min(start + ws.rows, len(x))
-        part = ws.resized(end - start)
+_ERRSTATE = dict(over="raise", invalid="raise", divide="raise", under="ignore")
+
+
+class _Run:
+    """The mini-batch steps of one training run, and the replay that explains a divergence.
+
+    Detection costs nothing per step: every stage runs under ``np.errstate(raise)``,
+    so the first overflow or NaN raises at the step and stage where it happens (and
+    the inputs were checked finite). The trace magnitudes are not computed as the run
+    goes: a snapshot of the training state (parameters, batch-norm statistics,
+    optimizer state, dropout generator) is kept every ``SNAPSHOT_EVERY`` steps, and on
+    a divergence the steps from the one before the last ``TRACE_STEPS`` are replayed
+    with tracing on.
+    Replay is exact: the same arithmetic on the same batches gives the same numbers.
+    """
+
+    def __init__(self, model, optimizer, x, y, n_classes, batch, rng):
+        self.model, self.optimizer, self.x, self.y = model, optimizer, x, y
+        n = len(x)
+        self.batch = batch
+        self.n_full, self.last = divmod(n, batch)
+        self.steps_per_epoch = self.n_full + (self.last > 0)
+        dtype = model.dtype
+        self.ws_full = Workspace(model, batch, train=True, rng=rng, grad_scale=optimizer.prescale)
+        self.ts_full = _scaled_targets(y, n_classes, dtype, self.ws_full.scale)
+        self.ws_last = self.ts_last = None
+        if self.last:
+            self.ws_last = self.ws_full.resized(self.last)
+            self.ts_last = _scaled_targets(y, n_classes, dtype, self.ws_last.scale)
+        for ws in (self.ws_full, self.ws_last):
+            if ws is not None:
+                ws.fuse_sgd(optimizer)
+        # the output-layer pre-activations of every step of the epoch, for the running metrics
+        self.logits_full = np.empty((self.n_full, n_classes, batch), dtype)
+        self.logits_last = np.empty((n_classes, self.last), dtype)
+        self.logits_epoch = np.empty((n_classes, n), dtype)
+        self.step = 0
+        # (epoch, steps before it, its permutation) for every epoch a replay may reach back to
+        self.perms = deque(maxlen=2 * SNAPSHOT_EVERY // self.steps_per_epoch + 2)
+        self.snapshots = _Snapshots(model, optimizer, rng if model.config.dropout else None)
+
+    def epoch(self, epoch: int, perm: np.ndarray, running: bool) -> None:
+        self.perm = perm
+        self.perms.append((epoch, self.step, perm))
+        x, batch, optimizer, snapshots = self.x, self.batch, self.optimizer, self.snapshots
+        ws, ts = self.ws_full, self.ts_full
+        X, T, train_step = ws.x, ws.t, ws.train_step
+        outs = self.logits_full if running else [None] * self.n_full
+        take_x, take_t = x.take, ts.take
+        step = self.step
+        for j, idx in enumerate(perm[:self.n_full * batch].reshape(self.n_full, batch)):
+            if not step % SNAPSHOT_EVERY:
+                snapshots.take(step)
+            take_x(idx, axis=0, out=X, mode="clip")
+            take_t(idx, axis=1, out=T, mode="clip")
+            self.step = step = step + 1
+            train_step(optimizer, outs[j])
+        if self.last:
+            if not step % SNAPSHOT_EVERY:
+                snapshots.take(step)
+            self.ws_last.load(x, self.ts_last, perm[self.n_full * batch:])
+            self.step = step + 1
+            self.ws_last.train_step(optimizer, self.logits_last if running else None)
+
+    def running_metrics(self):
+        """Mean loss and accuracy over the epoch's steps, from the logits they computed."""
+        n_full, batch, loss = self.n_full, self.batch, self.model.loss
+        y = self.y[self.perm]
+        logits = self.logits_epoch  # (K, n): one column per sample, in the epoch's order
+        np.copyto(logits[:, :n_full * batch].reshape(-1, n_full, batch), self.logits_full.transpose(1, 0, 2))
+        logits[:, n_full * batch:] = self.logits_last
         try:
-            l, c = part.evaluate(x[start:end], t[start:end], y[start:end])
-        except Blowup as b:
-            raise Blowup(b.reason, f"{what} {b.where}") from None
-        loss += l
-        correct += c
-    return loss / len(x), correct / len(x)
+            total = loss.fm_total(logits, y)
+        except FloatingPointError as err:
+            raise Blowup.from_fpe(err, loss.stage) from None
+        return total / len(y), count_correct(logits, y) / len(y)
+
+    def diverged(self, b: Blowup, epoch: int) -> Diverged:
+        """The :class:`Diverged` for blow-up ``b``, its trace rebuilt by replaying the last steps."""
+        rows = self._replay()
+        return Diverged(b.reason, epoch, self.step, b.where,
+                        [dict(zip(TRACE_COLUMNS, _no_nan(r))) for r in rows])
+
+    def _replay(self) -> list[tuple]:
+        last = self.step
+        first = max(1, last - TRACE_STEPS + 1)
+        at = self.snapshots.restore(first - 1)
+        rows = []
+        workspaces = [ws for ws in (self.ws_full, self.ws_last) if ws is not None]
+        for ws in workspaces:
+            ws.tracing = True
+        try:
+            with np.errstate(**_ERRSTATE):
+                for s in range(at + 1, last + 1):
+                    epoch, before, perm = next(e for e in reversed(self.perms) if e[1] < s)
+                    j = s - before - 1
+                    ws, ts = (self.ws_full, self.ts_full) if j < self.n_full else (self.ws_last, self.ts_last)
+                    ws.load(self.x, ts, perm[j * self.batch:(j + 1) * self.batch])
+                    try:
+                        ws.train_step(self.optimizer)
+                    except Blowup:  # the failing step: the magnitudes it reached before blowing up
+                        rows.append((epoch, s, *_last_magnitudes(ws)))
+                        break
+                    if s >= first:
+                        rows.append((epoch, s, *ws.trace))
+        finally:
+            for ws in workspaces:
+                ws.tracing = False
+        return rows[-TRACE_STEPS:]
 
 
-def _first_bad_stage(pre, w, gw, gh, n_layers: int) -> str:
-    if not pre < _INF:
-        return f"forward layer {n_layers}"
-    if not (gw + gh < _INF):
-        return f"backward layer {n_layers}"
-    return f"update layer {n_layers}"
+class _Snapshots:
+    """The training state after step ``s`` for the last two multiples ``s`` of SNAPSHOT_EVERY
+    (buffers reused: nothing is allocated after the first two). The older one is at
+    least SNAPSHOT_EVERY >= TRACE_STEPS steps back, so one of them precedes the last
+    TRACE_STEPS steps."""
+
+    def __init__(self, model, optimizer, rng):
+        self.model, self.optimizer, self.rng = model, optimizer, rng
+        self.slots = []
+
+    def _arrays(self):
+        model = self.model
+        return {"params": model.params,
+                **{f"mean{i}": a for i, a in enumerate(model.running_mean)},
+                **{f"var{i}": a for i, a in enumerate(model.running_var)},
+                **{f"opt.{k}": a for k, a in self.optimizer.state_arrays().items()}}
+
+    def take(self, step: int) -> None:
+        slot = self.slots.pop(0) if len(self.slots) == 2 else {"arrays": {}}
+        kept = slot["arrays"]
+        live = self._arrays()
+        for key, src in live.items():
+            dst = kept.get(key)
+            if dst is None or dst.shape != src.shape:
+                kept[key] = src.copy()
+            else:
+                np.copyto(dst, src)
+        for key in [k for k in kept if k not in live]:
+            del kept[key]
+        slot["step"] = step
+        slot["t"] = self.optimizer.t
+        slot["rng"] = self.rng.bit_generator.state if self.rng is not None else None
+        self.slots.append(slot)
+
+    def restore(self, upto: int) -> int:
+        """Put back the latest snapshot taken at or before step ``upto``; returns its step."""
+        slot = max((s for s in self.slots if s["step"] <= upto), key=lambda s: s["step"])
+        model, opt = self.model, self.optimizer
+        kept = slot["arrays"]
+        np.copyto(model.params, kept["params"])
+        for i, a in enumerate(model.running_mean):
+            np.copyto(a, kept[f"mean{i}"])
+        for i, a in enumerate(model.running_var):
+            np.copyto(a, kept[f"var{i}"])
+        opt.t = slot["t"]  # at t == 0 the optimizer re-creates its state on the next update
+        for key, a in kept.items():
+            if key.startswith("opt."):
+                setattr(opt, key[4:], a.copy())
+        if self.rng is not None:
+            self.rng.bit_generator.state = slot["rng"]
+        return slot["step"]
+
+
+def _scaled_targets(y, k: int, dtype, scale) -> np.ndarray:
+    """One-hot targets times ``scale``, feature-major: shape (k, n)."""
+    ts = np.zeros((k, len(y)), dtype)
+    ts[y, np.arange(len(y))] = scale
+    return ts
+
+
+class _Evaluator:
+    """Mean loss and accuracy over a data set in eval mode: forward passes in chunks of
+    ``rows``, the scores gathered, then loss and accuracy computed once for all rows."""
+
+    def __init__(self, model: MLP, rows: int):
+        self.model = model
+        self.ws = Workspace(model, rows, train=False)
+        self.scores = {}
+
+    def __call__(self, x, y, what: str):
+        """``(loss, accuracy)``, or ``(None, None)`` without rows; blow-ups name ``what``."""
+        n = len(x)
+        if n == 0:
+            return None, None
+        scores = self.scores.get(n)
+        if scores is None:
+            scores = self.scores[n] = np.empty((self.model.sizes[-1], n), self.model.dtype)
+        rows = self.ws.rows
+        for start in range(0, n, rows):
+            end = min(start + rows, n)
+            part = self.ws.resized(end - start)
+            try:
+                part._forward(x[start:end].T, False, part.out)
+            except Blowup as b:
+                raise Blowup(b.reason, f"{what} {b.where}") from None
+            scores[:, start:end] = part.out
+        loss = self.model.loss
+        try:
+            total = loss.fm_total(scores, y)
+        except FloatingPointError as err:
+            raise Blowup.from_fpe(err, f"{what} {loss.stage}") from None
+        return total / n, count_correct(scores, y) / n
 
 
 def _last_magnitudes(ws: Workspace) -> tuple:
