@@ -119,8 +119,10 @@ def run_trial(
             [epoch]
             + [_finite_or_none(metrics.get(k)) for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")]
         )
+        if not prune:  # the curve holds every epoch; a storage write per epoch only serves a pruner
+            return
         trial.report(float(metrics[metric]), epoch)
-        if prune and trial.should_prune():
+        if trial.should_prune():
             trial.set_user_attr("curve", curve)
             trial.set_user_attr("prune_reason", "pruner")
             trial.set_user_attr("stop_epoch", epoch)

@@ -1,7 +1,7 @@
 """Trials per hour with 1 worker and with N workers, measured side by side in one run.
 
-    python scripts/bench_jobs.py                       # digits, 24 trials, 1 vs 2 workers
-    python scripts/bench_jobs.py --dataset mnist:../shared/data/mnist-t10k --trials 12 --epochs 3
+    python scripts/bench_jobs.py --dataset mnist:../shared/data/mnist-t10k --trials 16 --epochs 10
+    python scripts/bench_jobs.py                       # digits: trials of ~0.1 s, where per-trial overhead shows
 
 Throughput is counted from the trials' own start and end times in the study
 (first start to last end), so process start-up and data loading are not part of
