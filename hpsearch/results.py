@@ -105,9 +105,19 @@ def trials_frame(study: optuna.Study, param_order: list[str] | None = None, cons
         )
         row["datetime_start"] = t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None
         rows.append(row)
-    df = pd.DataFrame(rows)
+    df = _whole_numbers(pd.DataFrame(rows))
     if df.empty:
         df = pd.DataFrame(columns=["number", "state", "prune_reason", "fail_reason", "value", *names])
+    return df
+
+
+def _whole_numbers(df: pd.DataFrame) -> pd.DataFrame:
+    """Counts, widths and seeds as integers in the CSV ("17", not "17.0"), empty where missing."""
+    for col in df.columns:
+        if col in INT_COLUMNS or col.startswith("hidden_") or col in ("trial_seed", "epoch", "step"):
+            values = pd.to_numeric(df[col], errors="coerce")
+            if values.notna().any() and (values.dropna() % 1 == 0).all():
+                df[col] = values.astype("Int64")
     return df
 
 
@@ -116,7 +126,7 @@ def curves_frame(study: optuna.Study) -> pd.DataFrame:
     for t in study.get_trials(deepcopy=False):
         for r in t.user_attrs.get("curve") or []:
             rows.append({"number": t.number, "epoch": r[0], **dict(zip(CURVE_COLUMNS, r[1:5]))})
-    return pd.DataFrame(rows, columns=["number", "epoch", *CURVE_COLUMNS])
+    return _whole_numbers(pd.DataFrame(rows, columns=["number", "epoch", *CURVE_COLUMNS]))
 
 
 def divergence_frame(study: optuna.Study) -> pd.DataFrame:
@@ -125,7 +135,7 @@ def divergence_frame(study: optuna.Study) -> pd.DataFrame:
         ua = t.user_attrs
         for r in ua.get("trace") or []:
             rows.append({"number": t.number, "reason": ua.get("prune_reason"), **dict(zip(TRACE_COLUMNS, r))})
-    return pd.DataFrame(rows, columns=["number", "reason", *TRACE_COLUMNS])
+    return _whole_numbers(pd.DataFrame(rows, columns=["number", "reason", *TRACE_COLUMNS]))
 
 
 def export(study: optuna.Study, results_dir: Path, *, param_order=None, constants=None, metric="val_accuracy",
