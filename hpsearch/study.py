@@ -35,7 +35,6 @@ from __future__ import annotations
 import errno
 import faulthandler
 import fcntl
-import json
 import multiprocessing
 import os
 import signal
@@ -166,9 +165,8 @@ class _FlockLock:
 
 
 def uses_heartbeat(storage) -> bool:
-    return optuna.storages.is_heartbeat_enabled(storage) if hasattr(optuna.storages, "is_heartbeat_enabled") else (
-        getattr(storage, "get_heartbeat_interval", lambda: None)() is not None
-    )
+    """True for an RDB storage opened with a heartbeat interval (what Optuna's stale-trial check needs)."""
+    return getattr(storage, "get_heartbeat_interval", lambda: None)() is not None
 
 
 # ---------------------------------------------------------------- trial accounting
