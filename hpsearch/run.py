@@ -247,6 +247,7 @@ def work(ctx: Context, jobs: int, trial_timeout: float | None, reporter: Reporte
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     last_export = time.monotonic()
+    last_progress = 0.0
     try:
         with threadpool_limits(1):  # one BLAS thread per trial process: the cores are the workers
             going = True
@@ -256,7 +257,10 @@ def work(ctx: Context, jobs: int, trial_timeout: float | None, reporter: Reporte
                     reporter.say(f"  {e}")
                 if interrupted:
                     break
-                reporter.progress(st.progress(ctx.study, total or _total(ctx.study)))
+                now = time.monotonic()
+                if now - last_progress >= 0.5 or not going:  # each count reads every trial: not on every poll
+                    reporter.progress(st.progress(ctx.study, total or _total(ctx.study)))
+                    last_progress = now
                 if ctx.results_dir is not None and time.monotonic() - last_export > export_every:
                     ctx.export()
                     last_export = time.monotonic()
