@@ -239,17 +239,17 @@ def step_breakdown(batch: int, repeats: int) -> dict:
         layer1_grad, rest_p, rest_g = ws.fused[:3]
         update = lambda: opt.update(rest_p, rest_g)  # noqa: E731
     else:
-        layer1_grad = lambda: ws.xT.dot(h1.gT, out=model.dW[0])  # noqa: E731
+        layer1_grad = lambda: ws.xT.dot(ws.g1T, out=model.dW[0])  # noqa: E731
         update = lambda: opt.update(model.params, model.grads)  # noqa: E731
     with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
         ws.train_step(opt)
         parts = {
             "step": us(lambda: ws.train_step(opt)),
-            "layer-1 GEMMs": us(lambda: (h1.forward_dot(ws.xT, out=h1.u), layer1_grad())),
+            "layer-1 GEMMs": us(lambda: (h1.forward_dot(ws.x, out=ws.u1T), layer1_grad())),
             "other GEMMs": us(lambda: (h2.forward_dot(h1.aug, out=h2.u), ws.out_dot(h2.aug, out=ws.out),
                                        ws.out_grad_dot(ws.deltaT, out=dWb[2]), ws.out_back_dot(ws.delta, out=h2.g),
                                        h2.grad_dot(h2.gT, out=dWb[1]), h2.back_dot(h2.g, out=h1.g),
-                                       h1.bias_grad_dot(ws.ones, out=model.db[0]))),
+                                       h1.bias_grad_dot(out=model.db[0]))),
             "update": us(update),
         }
     parts["rest"] = parts["step"] - parts["layer-1 GEMMs"] - parts["other GEMMs"] - parts["update"]

@@ -333,3 +333,49 @@ def test_the_fused_first_layer_update_is_plain_sgd_and_reports_overflow(dtype, k
             with pytest.raises(Blowup) as info:
                 ws.train_step(opt)
         assert (info.value.reason, info.value.where) == ("overflow", where)
+
+
+@pytest.mark.parametrize("changes", [
+    {},  # plain sgd: the fused first-layer update
+    {"weight_decay": 0.01},
+    {"optimizer": "adam", "lr": 0.002, "weight_decay": 0.01},
+    {"optimizer": "momentum", "lr": 0.05, "batch_norm": True, "dropout": 0.2},
+    {"batch_size": 4},  # small batches: the other fused kernel
+])
+@pytest.mark.parametrize("constant", [0.0, 0.5])
+def test_constant_inputs_folded_into_the_bias_train_the_same_weights(digits, monkeypatch, changes, constant):
+    # inputs constant over the training rows are left out of the first layer's products and
+    # added to its bias; their weights still get c * (bias gradient) and weight decay
+    from hpsearch.mlp import _train
+
+    x_train, y_train, x_val, y_val = digits
+    x_train, x_val = x_train[:300].copy(), x_val.copy()
+    x_train[:, ::4] = constant  # 16 of 64 constant in training; validation still varies there
+    config = DEFAULT.replace(dtype="float64", epochs=3, **changes)
+    folds = []
+    fold = _train._InputOrder.fold
+    monkeypatch.setattr(_train._InputOrder, "fold",
+                        staticmethod(lambda *a: folds.append(fold(*a)) or folds[-1]))
+    folded = train(config, x_train, y_train[:300], x_val, y_val)
+    monkeypatch.setattr(_train, "FOLD_MIN_SHARE", 2.0)  # no folding
+    plain = train(config, x_train, y_train[:300], x_val, y_val)
+    n_constant = int((x_train.min(axis=0) == x_train.max(axis=0)).sum())  # >= 16: digits has a few more
+    assert folds[0] is not None and folds[0].constant.active == 64 - n_constant and folds[1] is None
+    assert (folds[0].constant.values is None) == (constant == 0.0)
+    np.testing.assert_allclose(folded.model.params, plain.model.params, rtol=1e-9, atol=1e-12)
+    for a, b in zip(strip_seconds(folded), strip_seconds(plain)):
+        assert a == pytest.approx(b, rel=1e-9)
+    np.testing.assert_array_equal(folded.model.predict(x_val), plain.model.predict(x_val))
+
+
+def test_folded_inputs_leave_the_weights_in_data_order(digits):
+    # inputs 0-7 are 0 in every training row: without weight decay their weights keep
+    # their initial values, which must come back in the columns' order
+    x_train, y_train, x_val, y_val = digits
+    x_train = x_train.copy()
+    x_train[:, :8] = 0.0
+    initial = MLP(DEFAULT, 64, 10, rng=np.random.default_rng(DEFAULT.seed).spawn(3)[0]).W[0]
+    for keep_best in (False, True):
+        history = train(DEFAULT.replace(epochs=2), x_train, y_train, x_val, y_val, keep_best=keep_best)
+        np.testing.assert_array_equal(history.model.W[0][:8], initial[:8])
+        assert not np.array_equal(history.model.W[0][8:], initial[8:])

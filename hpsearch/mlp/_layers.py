@@ -36,6 +36,26 @@ FUSE_MAX_ROWS = 32  # batch size up to which scipy's gemm (the fallback) beats t
 _add = np.add
 
 
+class ConstantInputs:
+    """Inputs that hold one value in every training row, folded into the first layer's bias.
+
+    Such an input ``j`` adds ``c_j W_1[j]`` to every pre-activation of the first layer:
+    a bias term, and its weights' gradient is ``c_j`` times the bias gradient. The
+    trainer orders the rows of ``W_1`` so that the ``active`` varying inputs come
+    first; a training :class:`Workspace` then takes the first layer's products over
+    those inputs only and adds the constant ones' term to the bias (the arithmetic is
+    the same, minus products of values that never change). ``values`` are the
+    constant inputs' values, or ``None`` when every one is 0 (then they add nothing
+    and their gradient is 0).
+    """
+
+    __slots__ = ("active", "values")
+
+    def __init__(self, active: int, values: np.ndarray | None):
+        self.active = int(active)
+        self.values = values
+
+
 class Blowup(Exception):
     """Internal: a floating-point error at a named stage (the trainer makes it ``Diverged``)."""
 
@@ -187,8 +207,8 @@ _KERNELS = {}
 
 def _update_kernel(dtype):
     """``(bind, any_rows)`` for ``dtype`` or ``None``: ``bind(W, x, g, beta)`` returns a
-    callable doing ``W <- beta W - x^T g^T`` in place (``W`` (n, w), ``x`` (m, n) and ``g``
-    (w, m), all C-contiguous); ``any_rows`` says whether it beats the plain path at every
+    callable doing ``W <- beta W - x^T g`` in place (``W`` (n, w), ``x`` (m, n) and ``g``
+    (m, w), all C-contiguous); ``any_rows`` says whether it beats the plain path at every
     batch size, or only for small ones."""
     key = np.dtype(dtype).char
     if key not in _KERNELS:
@@ -228,8 +248,8 @@ def _probe_kernel(key):
 def _probe_flags(bind, key, test, clear):
     """(overflow bit, invalid bit) if ``bind`` computes right and raises both visibly."""
     rng = np.random.default_rng(0)
-    W, x, g = rng.random((5, 3)).astype(key), rng.random((4, 5)).astype(key), rng.random((3, 4)).astype(key)
-    want = 0.5 * W - x.T @ g.T
+    W, x, g = rng.random((5, 3)).astype(key), rng.random((4, 5)).astype(key), rng.random((4, 3)).astype(key)
+    want = 0.5 * W - x.T @ g
     bind(W, x, g, 0.5)()
     if not np.allclose(W, want, rtol=1e-5):
         return None
@@ -271,13 +291,13 @@ def _numpy_cblas(key):
     i64, ptr, real = ctypes.c_int64, ctypes.c_void_p, {"f": ctypes.c_float, "d": ctypes.c_double}[key]
     f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, real, ptr, i64, ptr, i64, real, ptr, i64]
     f.restype = None
-    row_major, trans = 101, 112
+    row_major, plain, trans = 101, 111, 112
 
     def bind(W, x, g, beta):
         n, w = W.shape
         m = x.shape[0]
-        args = (row_major, trans, trans, i64(n), i64(w), i64(m), real(-1.0), ptr(x.ctypes.data), i64(n),
-                ptr(g.ctypes.data), i64(m), real(beta), ptr(W.ctypes.data), i64(w))
+        args = (row_major, trans, plain, i64(n), i64(w), i64(m), real(-1.0), ptr(x.ctypes.data), i64(n),
+                ptr(g.ctypes.data), i64(w), real(beta), ptr(W.ctypes.data), i64(w))
         return partial(f, *args)
 
     return bind
@@ -289,7 +309,7 @@ def _scipy_gemm(key):
     gemm = {"f": blas.sgemm, "d": blas.dgemm}[key]
 
     def bind(W, x, g, beta):
-        return partial(gemm, -1.0, g.T, x.T, beta, W.T, 1, 1, 1)
+        return partial(gemm, -1.0, g.T, x.T, beta, W.T, 0, 1, 1)
 
     return bind
 
@@ -323,8 +343,9 @@ class Workspace:
     """
 
     def __init__(self, model: MLP, rows: int, train: bool, rng: np.random.Generator | None = None,
-                 grad_scale: float = 1.0):
+                 grad_scale: float = 1.0, constant: ConstantInputs | None = None):
         self.model = model
+        self.constant = constant
         self.rows = rows
         self.train = train
         self.rng = rng
@@ -348,6 +369,16 @@ class Workspace:
             return np.empty(shape, dt)
 
         self.ones = np.ones(m, dt)
+        self.u1T = e(m, hidden[0])  # x @ W_1, sample-major: BLAS's fastest form of that product
+        # the rows of W_1 that meet the inputs held in x (see ConstantInputs), and the rest
+        n_in = sizes[0] if constant is None else constant.active
+        self.W1, self.W1c = model.W[0][:n_in], model.W[0][n_in:]
+        self.dW1, self.dW1c = model.dW[0][:n_in], model.dW[0][n_in:]
+        self.c_values = None if constant is None else constant.values
+        if self.c_values is not None:
+            self.c_col = self.c_values[:, None]
+            self.b1_eff = e(hidden[0], 1)
+            self.c_tmp = np.empty(self.W1c.shape, dt)
         self.mean_vec = np.full(m, 1.0 / m, dt)
         self.out = e(K, m)
         self.delta = e(K, m)
@@ -373,15 +404,17 @@ class Workspace:
             if self.dropout:
                 h.f, h.rand, h.mask = e(w, m), e(w, m), e(w, m)
             # products as bound methods of fixed views: u = [W; b]^T @ [a_prev; 1]
-            h.forward_dot = model.W[0].T.dot if i == 0 else model.Wb[i].T.dot
+            # (the first layer's product is taken sample-major, see _forward)
+            h.forward_dot = partial(np.dot, b=self.W1) if i == 0 else model.Wb[i].T.dot
             if train:
                 h.g = e(w, m)
                 h.gT = h.g.T
                 if i:  # dWb_i = [a_prev; 1] @ g^T and g_prev = W_i @ g
                     h.grad_dot = self.layers[-1].aug.dot
                     h.back_dot = model.W[i].dot
-                else:  # dW_1 = x^T @ g^T and db_1 = g @ 1
-                    h.bias_grad_dot = h.g.dot
+                else:  # dW_1 = x^T @ g1T and db_1 = 1 @ g1T, with g1T the gradient sample-major
+                    self.g1T = e(m, w)
+                    h.bias_grad_dot = partial(np.dot, self.ones, self.g1T)
             self.layers.append(h)
         top = self.layers[-1]
         self.b1 = model.b[0][:, None]
@@ -393,7 +426,7 @@ class Workspace:
         self.abs_hidden = e(hidden[-1], m)
         self.abs_w = np.empty(model.W[-1].shape, dt)
         if train:
-            self.x = np.empty((m, sizes[0]), dt)
+            self.x = np.empty((m, n_in), dt)
             self.xT = self.x.T
             self.t = e(K, m)
         self.wd = cfg.weight_decay
@@ -428,7 +461,7 @@ class Workspace:
         model = self.model
         n1 = model.W[0].size  # W_1 opens the parameter vector
         beta = 1.0 - self.wd * self._grad_scale  # weight decay: W <- (1 - lr wd) W - lr dW
-        self.fused = (kernel[0](model.W[0], self.x, self.layers[0].g, beta),
+        self.fused = (kernel[0](self.W1, self.x, self.g1T, beta),
                       model.params[n1:], model.grads[n1:],
                       self.wd_vec[n1:] if self.wd else None, self.wd_tmp[n1:] if self.wd else None)
         return True
@@ -439,7 +472,8 @@ class Workspace:
             return self
         ws = self._resized.get(m)
         if ws is None:
-            ws = self._resized[m] = Workspace(self.model, m, self.train, self.rng, self._grad_scale)
+            ws = self._resized[m] = Workspace(self.model, m, self.train, self.rng, self._grad_scale,
+                                              self.constant)
             ws.trace = self.trace
         return ws
 
@@ -457,11 +491,18 @@ class Workspace:
         bn = self.bn
         i = 0
         try:
+            layers = self.layers
+            h = layers[0]
+            h.forward_dot(xT.T, out=self.u1T)
+            b1 = self.b1
+            if self.c_values is not None:  # the constant inputs' share of the bias
+                np.dot(self.c_values, self.W1c, out=self.b1_eff[:, 0])
+                b1 = _add(self.b1_eff, b1, out=self.b1_eff)
+            _add(self.u1T.T, b1, out=h.u)  # the bias, and back to feature-major
             prev = xT
-            for i, h in enumerate(self.layers):
-                h.forward_dot(prev, out=h.u)
-                if not i:
-                    _add(h.u, self.b1, out=h.u)
+            for i, h in enumerate(layers):
+                if i:
+                    h.forward_dot(prev, out=h.u)
                 if bn:
                     self._bn_forward(i, h, train)
                 act(h.v, h.f, h.cache)
@@ -541,21 +582,29 @@ class Workspace:
             if self.tracing:  # the gradient flowing into the last hidden layer, before dropout and f'
                 np.abs(top.g, out=self.abs_hidden)
                 self.trace[3] = float(np.maximum.reduce(self.abs_hidden, axis=None)) / self._grad_scale
+            bn = self.bn
             for i in range(i - 1, -1, -1):
                 h = layers[i]
                 g = h.g
                 if self.dropout:
                     np.multiply(g, h.mask, out=g)
-                act(h.v, h.f, h.cache, g, g)
-                if self.bn:
+                # the first layer's gradient goes sample-major (transposed on the way)
+                act(h.v, h.f, h.cache, g, g if i or bn else self.g1T.T)
+                if bn:
                     self._bn_backward(i, h)
                 if i:
                     h.grad_dot(h.gT, out=model.dWb[i])
                     h.back_dot(g, out=layers[i - 1].g)
                 else:
-                    h.bias_grad_dot(self.ones, out=model.db[0])
+                    if bn:
+                        np.copyto(self.g1T.T, g)
+                    h.bias_grad_dot(out=model.db[0])
                     if fused is None:
-                        xT.dot(h.gT, out=model.dW[0])
+                        xT.dot(self.g1T, out=self.dW1)
+                        if self.c_values is not None:  # dW_1 of a constant input: c_j db_1
+                            np.multiply(self.c_col, model.db[0], out=self.dW1c)
+                        elif self.wd:  # 0, before weight decay adds to it
+                            self.dW1c.fill(0.0)
         except FloatingPointError as err:
             raise Blowup.from_fpe(err, f"backward layer {i + 1}") from None
         if fused is not None:
@@ -566,6 +615,15 @@ class Workspace:
             if flags:
                 fpe_clear(_FE_ALL)
                 raise Blowup("overflow" if flags & _FE_OVERFLOW else "nan", "update layer 1")
+            if self.W1c.size:  # the constant inputs' rows of W_1: the same update
+                try:
+                    if self.wd:
+                        np.multiply(self.W1c, 1.0 - self.wd * self._grad_scale, out=self.W1c)
+                    if self.c_values is not None:
+                        np.multiply(self.c_col, model.db[0], out=self.c_tmp)
+                        np.subtract(self.W1c, self.c_tmp, out=self.W1c)
+                except FloatingPointError as err:
+                    raise Blowup.from_fpe(err, "update layer 1") from None
             if wd_vec is not None:  # the other layers' weight decay
                 try:
                     np.multiply(params, wd_vec, out=wd_tmp)

@@ -14,7 +14,7 @@ from hpsearch._registry import lookup
 from hpsearch.errors import DataError, Diverged
 from hpsearch.mlp._config import MLPConfig
 from hpsearch.mlp._initializers import SYMMETRIC
-from hpsearch.mlp._layers import EVAL_ROWS, MLP, Blowup, Workspace, count_correct
+from hpsearch.mlp._layers import EVAL_ROWS, MLP, Blowup, ConstantInputs, Workspace, count_correct
 from hpsearch.mlp._optimizers import OPTIMIZERS
 
 TRACE_COLUMNS = ("epoch", "step", "max_abs_preact_out", "max_abs_w_out",
@@ -54,7 +54,30 @@ def _check_xy(x, y, name: str, dtype):
     if x.ndim != 2:
         raise DataError(f"x_{name} must be a 2-D array (samples, features), got shape {x.shape}")
     if not _all_finite(x):
-        raise DataError(f"x_{name} must be finite, got NaN or inf in {np.count_nonzero(~np.isfinite(x))} values")
+        _not_finite(x, name)
+    return x, _check_y(x, y, name)
+
+
+def _check_train_xy(x, y, dtype):
+    """Like :func:`_check_xy`, also returning which features are constant (column min ==
+    max: the same pass checks that every value is finite, as NaN and inf reach the ends)."""
+    x = np.ascontiguousarray(x, dtype=dtype)
+    if x.ndim != 2:
+        raise DataError(f"x_train must be a 2-D array (samples, features), got shape {x.shape}")
+    if not len(x):
+        return x, _check_y(x, y, "train"), np.zeros(x.shape[1], bool), np.zeros(x.shape[1], x.dtype)
+    with np.errstate(all="ignore"):
+        lo, hi = np.minimum.reduce(x, axis=0), np.maximum.reduce(x, axis=0)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        _not_finite(x, "train")
+    return x, _check_y(x, y, "train"), lo == hi, lo
+
+
+def _not_finite(x, name):
+    raise DataError(f"x_{name} must be finite, got NaN or inf in {np.count_nonzero(~np.isfinite(x))} values")
+
+
+def _check_y(x, y, name):
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"y_{name} must be 1-D with one label per row of x_{name} ({len(x)}), "
@@ -66,7 +89,7 @@ def _check_xy(x, y, name: str, dtype):
     y = y.astype(np.intp)
     if len(y) and y.min() < 0:
         raise DataError(f"y_{name} labels must be >= 0, got {int(y.min())}")
-    return x, y
+    return y
 
 
 def _notes(config: MLPConfig, model: MLP) -> list[str]:
@@ -96,7 +119,7 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     lookup(METRICS, metric, "metric")
     lookup({m: m for m in TRAIN_METRICS}, train_metrics, "train_metrics mode")
     dtype = np.dtype(config.dtype)
-    x_train, y_train = _check_xy(x_train, y_train, "train", dtype)
+    x_train, y_train, constant, values = _check_train_xy(x_train, y_train, dtype)
     x_val, y_val = _check_xy(x_val, y_val, "val", dtype)
     if len(x_train) == 0:
         raise DataError("x_train is empty")
@@ -117,9 +140,29 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     history = History(model=model, notes=_notes(config, model), metric=metric)
 
     n, batch = len(x_train), min(config.batch_size, len(x_train))
-    run = _Run(model, optimizer, x_train, y_train, n_classes, batch, dropout_rng)
-    eval_rows = max(len(x_val), n if train_metrics == "full" else 0, 1)
-    evaluate = _Evaluator(model, min(EVAL_ROWS, eval_rows))
+    fold = _InputOrder.fold(model, constant, values)
+    x_run = x_train if fold is None else fold.varying(x_train)
+    try:
+        run = _Run(model, optimizer, x_run, y_train, n_classes, batch, dropout_rng,
+                   None if fold is None else fold.constant)
+        eval_rows = max(len(x_val), n if train_metrics == "full" else 0, 1)
+        evaluate = _Evaluator(model, min(EVAL_ROWS, eval_rows))
+        if fold is not None:  # evaluation reads every input, in the order of W_1's rows
+            x_val = fold.ordered(x_val)
+            if train_metrics == "full":
+                x_train = fold.ordered(x_train)
+        _epochs(config, run, evaluate, history, shuffle_rng, x_train, y_train, x_val, y_val,
+                on_epoch, metric, keep_best, train_metrics)
+    finally:
+        if fold is not None:
+            fold.restore(model)
+    history.seconds = time.perf_counter() - started
+    return history
+
+
+def _epochs(config, run, evaluate, history, shuffle_rng, x_train, y_train, x_val, y_val,
+            on_epoch, metric, keep_best, train_metrics):
+    model, n = run.model, len(x_train)
     running = train_metrics == "running"
     maximize = METRICS[metric] == "max"
     best_state = None
@@ -158,8 +201,43 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
             on_epoch(epoch, dict(metrics))
     if keep_best and best_state is not None:
         model.set_state(best_state)
-    history.seconds = time.perf_counter() - started
-    return history
+
+
+# Fold constant inputs into the bias when at least this share of the inputs is constant
+# (below it, the one copy of the training inputs costs more than the products it saves).
+FOLD_MIN_SHARE = 1 / 32
+
+
+class _InputOrder:
+    """The rows of ``W_1`` reordered for training: inputs that vary across the training
+    rows first, then the constant ones (see :class:`ConstantInputs`); :meth:`restore`
+    puts them back in the order of the data's columns."""
+
+    def __init__(self, order: np.ndarray, constant: ConstantInputs):
+        self.order, self.constant = order, constant
+
+    @classmethod
+    def fold(cls, model: MLP, constant: np.ndarray, values: np.ndarray) -> "_InputOrder | None":
+        n_const = int(np.count_nonzero(constant))
+        if not n_const or n_const == len(constant) or n_const < FOLD_MIN_SHARE * len(constant):
+            return None
+        order = np.concatenate([np.flatnonzero(~constant), np.flatnonzero(constant)])
+        const_values = values[constant]
+        folded = cls(order, ConstantInputs(len(order) - n_const,
+                                           const_values.copy() if const_values.any() else None))
+        W1 = model.W[0]
+        W1[...] = W1[order]
+        return folded
+
+    def varying(self, x: np.ndarray) -> np.ndarray:
+        return x.take(self.order[:self.constant.active], axis=1)
+
+    def ordered(self, x: np.ndarray) -> np.ndarray:
+        return x.take(self.order, axis=1)
+
+    def restore(self, model: MLP) -> None:
+        W1 = model.W[0]
+        W1[self.order] = W1.copy()
 
 
 _ERRSTATE = dict(over="raise", invalid="raise", divide="raise", under="ignore")
@@ -178,14 +256,15 @@ class _Run:
     Replay is exact: the same arithmetic on the same batches gives the same numbers.
     """
 
-    def __init__(self, model, optimizer, x, y, n_classes, batch, rng):
+    def __init__(self, model, optimizer, x, y, n_classes, batch, rng, constant=None):
         self.model, self.optimizer, self.x, self.y = model, optimizer, x, y
         n = len(x)
         self.batch = batch
         self.n_full, self.last = divmod(n, batch)
         self.steps_per_epoch = self.n_full + (self.last > 0)
         dtype = model.dtype
-        self.ws_full = Workspace(model, batch, train=True, rng=rng, grad_scale=optimizer.prescale)
+        self.ws_full = Workspace(model, batch, train=True, rng=rng, grad_scale=optimizer.prescale,
+                                 constant=constant)
         self.ts_full = _scaled_targets(y, n_classes, dtype, self.ws_full.scale)
         self.ws_last = self.ts_last = None
         if self.last:
