@@ -345,23 +345,24 @@ def test_the_fused_first_layer_update_is_plain_sgd_and_reports_overflow(dtype, k
 @pytest.mark.parametrize("constant", [0.0, 0.5])
 def test_constant_inputs_folded_into_the_bias_train_the_same_weights(digits, monkeypatch, changes, constant):
     # inputs constant over the training rows are left out of the first layer's products and
-    # added to its bias; their weights still get c * (bias gradient) and weight decay
+    # added to its bias (their weights still get c * (bias gradient) and weight decay)
     from hpsearch.mlp import _train
 
     x_train, y_train, x_val, y_val = digits
-    x_train, x_val = x_train[:300].copy(), x_val.copy()
-    x_train[:, ::4] = constant  # 16 of 64 constant in training; validation still varies there
+    x_train, y_train, x_val = x_train[:300].copy(), y_train[:300], x_val.copy()
+    x_train[:, ::4] = constant  # 16 of 64 constant in training, and in validation for some
+    x_val[:, ::8] = constant
     config = DEFAULT.replace(dtype="float64", epochs=3, **changes)
-    folds = []
-    fold = _train._InputOrder.fold
-    monkeypatch.setattr(_train._InputOrder, "fold",
-                        staticmethod(lambda *a: folds.append(fold(*a)) or folds[-1]))
-    folded = train(config, x_train, y_train[:300], x_val, y_val)
+    plans, plan = [], _train._InputOrder.plan
+    monkeypatch.setattr(_train._InputOrder, "plan", staticmethod(lambda *a: plans.append(plan(*a)) or plans[-1]))
+    folded = train(config, x_train, y_train, x_val, y_val)
     monkeypatch.setattr(_train, "FOLD_MIN_SHARE", 2.0)  # no folding
-    plain = train(config, x_train, y_train[:300], x_val, y_val)
+    plain = train(config, x_train, y_train, x_val, y_val)
+
     n_constant = int((x_train.min(axis=0) == x_train.max(axis=0)).sum())  # >= 16: digits has a few more
-    assert folds[0] is not None and folds[0].constant.active == 64 - n_constant and folds[1] is None
-    assert (folds[0].constant.values is None) == (constant == 0.0)
+    assert plans[0] is not None and plans[0].train.active == 64 - n_constant and plans[1] is None
+    assert 64 - n_constant < plans[0].evaluate.active < 64 - 8
+    assert (plans[0].train.values is None) == (constant == 0.0)
     np.testing.assert_allclose(folded.model.params, plain.model.params, rtol=1e-9, atol=1e-12)
     for a, b in zip(strip_seconds(folded), strip_seconds(plain)):
         assert a == pytest.approx(b, rel=1e-9)

@@ -140,17 +140,19 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     history = History(model=model, notes=_notes(config, model), metric=metric)
 
     n, batch = len(x_train), min(config.batch_size, len(x_train))
-    fold = _InputOrder.fold(model, constant, values)
-    x_run = x_train if fold is None else fold.varying(x_train)
+    fold = _InputOrder.plan(model, constant, values, x_val)
     try:
-        run = _Run(model, optimizer, x_run, y_train, n_classes, batch, dropout_rng,
-                   None if fold is None else fold.constant)
+        if fold is None:
+            run = _Run(model, optimizer, x_train, y_train, n_classes, batch, dropout_rng)
+        else:
+            run = _Run(model, optimizer, fold.training_inputs(x_train), y_train, n_classes, batch,
+                       dropout_rng, fold.train)
         eval_rows = max(len(x_val), n if train_metrics == "full" else 0, 1)
-        evaluate = _Evaluator(model, min(EVAL_ROWS, eval_rows))
-        if fold is not None:  # evaluation reads every input, in the order of W_1's rows
-            x_val = fold.ordered(x_val)
+        evaluate = _Evaluator(model, min(EVAL_ROWS, eval_rows), None if fold is None else fold.evaluate)
+        if fold is not None:
+            x_val = fold.evaluation_inputs(x_val)
             if train_metrics == "full":
-                x_train = fold.ordered(x_train)
+                x_train = fold.evaluation_inputs(x_train)
         _epochs(config, run, evaluate, history, shuffle_rng, x_train, y_train, x_val, y_val,
                 on_epoch, metric, keep_best, train_metrics)
     finally:
@@ -209,31 +211,43 @@ FOLD_MIN_SHARE = 1 / 32
 
 
 class _InputOrder:
-    """The rows of ``W_1`` reordered for training: inputs that vary across the training
-    rows first, then the constant ones (see :class:`ConstantInputs`); :meth:`restore`
-    puts them back in the order of the data's columns."""
+    """The rows of ``W_1`` (and the data's columns) reordered to fold constant inputs into
+    the bias (:class:`ConstantInputs`), put back in the data's order by :meth:`restore`.
 
-    def __init__(self, order: np.ndarray, constant: ConstantInputs):
-        self.order, self.constant = order, constant
+    Order: the inputs that vary across the training rows; then those constant in
+    training but not in validation; then those constant in both. Training takes the
+    first layer's products over the first group only, evaluation over the first two.
+    """
+
+    def __init__(self, order: np.ndarray, train: ConstantInputs, evaluate: ConstantInputs):
+        self.order, self.train, self.evaluate = order, train, evaluate
 
     @classmethod
-    def fold(cls, model: MLP, constant: np.ndarray, values: np.ndarray) -> "_InputOrder | None":
-        n_const = int(np.count_nonzero(constant))
-        if not n_const or n_const == len(constant) or n_const < FOLD_MIN_SHARE * len(constant):
+    def plan(cls, model: MLP, constant: np.ndarray, values: np.ndarray, x_val) -> "_InputOrder | None":
+        const = np.flatnonzero(constant)
+        if not len(const) or len(const) == len(constant) or len(const) < FOLD_MIN_SHARE * len(constant):
             return None
-        order = np.concatenate([np.flatnonzero(~constant), np.flatnonzero(constant)])
-        const_values = values[constant]
-        folded = cls(order, ConstantInputs(len(order) - n_const,
-                                           const_values.copy() if const_values.any() else None))
+        if len(x_val):  # folded in evaluation too where validation holds the same value
+            same = (x_val[:, const] == values[const]).all(axis=0)
+        else:
+            same = np.ones(len(const), bool)
+        order = np.concatenate([np.flatnonzero(~constant), const[~same], const[same]])
+        k = len(constant) - len(const)
+
+        def folded(active):
+            tail = values[order[active:]]
+            return ConstantInputs(active, tail.copy() if tail.any() else None)
+
+        plan = cls(order, folded(k), folded(k + int(np.count_nonzero(~same))))
         W1 = model.W[0]
         W1[...] = W1[order]
-        return folded
+        return plan
 
-    def varying(self, x: np.ndarray) -> np.ndarray:
-        return x.take(self.order[:self.constant.active], axis=1)
+    def training_inputs(self, x: np.ndarray) -> np.ndarray:
+        return x.take(self.order[:self.train.active], axis=1)
 
-    def ordered(self, x: np.ndarray) -> np.ndarray:
-        return x.take(self.order, axis=1)
+    def evaluation_inputs(self, x: np.ndarray) -> np.ndarray:
+        return x.take(self.order[:self.evaluate.active], axis=1)
 
     def restore(self, model: MLP) -> None:
         W1 = model.W[0]
@@ -416,9 +430,9 @@ class _Evaluator:
     """Mean loss and accuracy over a data set in eval mode: forward passes in chunks of
     ``rows``, the scores gathered, then loss and accuracy computed once for all rows."""
 
-    def __init__(self, model: MLP, rows: int):
+    def __init__(self, model: MLP, rows: int, constant: ConstantInputs | None = None):
         self.model = model
-        self.ws = Workspace(model, rows, train=False)
+        self.ws = Workspace(model, rows, train=False, constant=constant)
         self.scores = {}
 
     def __call__(self, x, y, what: str):
