@@ -337,15 +337,19 @@ def test_the_fused_first_layer_update_is_plain_sgd_and_reports_overflow(dtype, k
 
 @pytest.mark.parametrize("changes", [
     {},  # plain sgd: the fused first-layer update
-    {"weight_decay": 0.01},
-    {"optimizer": "adam", "lr": 0.002, "weight_decay": 0.01},
+    {"weight_decay": 0.01, "batch_size": 100},  # 4 row groups
+    {"optimizer": "adam", "lr": 0.002, "weight_decay": 0.01, "batch_size": 64},  # 2 row groups
+    {"optimizer": "momentum", "lr": 0.05, "batch_norm": True, "batch_size": 100},
+    # one row group (sorting a batch would change which dropout mask each row draws)
     {"optimizer": "momentum", "lr": 0.05, "batch_norm": True, "dropout": 0.2},
     {"batch_size": 4},  # small batches: the other fused kernel
 ])
 @pytest.mark.parametrize("constant", [0.0, 0.5])
-def test_constant_inputs_folded_into_the_bias_train_the_same_weights(digits, monkeypatch, changes, constant):
+def test_reordered_inputs_train_the_same_weights(digits, monkeypatch, changes, constant):
     # inputs constant over the training rows are left out of the first layer's products and
-    # added to its bias (their weights still get c * (bias gradient) and weight decay)
+    # added to its bias (their weights still get c * (bias gradient) and weight decay); the
+    # rows of a batch are sorted and grouped by their first nonzero input (sparsest inputs
+    # first), each group's products starting there
     from hpsearch.mlp import _train
 
     x_train, y_train, x_val, y_val = digits
@@ -355,18 +359,22 @@ def test_constant_inputs_folded_into_the_bias_train_the_same_weights(digits, mon
     config = DEFAULT.replace(dtype="float64", epochs=3, **changes)
     plans, plan = [], _train._InputOrder.plan
     monkeypatch.setattr(_train._InputOrder, "plan", staticmethod(lambda *a: plans.append(plan(*a)) or plans[-1]))
-    folded = train(config, x_train, y_train, x_val, y_val)
-    monkeypatch.setattr(_train, "FOLD_MIN_SHARE", 2.0)  # no folding
-    plain = train(config, x_train, y_train, x_val, y_val)
+    reordered = train(config, x_train, y_train, x_val, y_val, train_metrics="full")
+    monkeypatch.setattr(_train, "REORDER_MIN_SHARE", 2.0)  # nothing reordered
+    plain = train(config, x_train, y_train, x_val, y_val, train_metrics="full")
 
     n_constant = int((x_train.min(axis=0) == x_train.max(axis=0)).sum())  # >= 16: digits has a few more
-    assert plans[0] is not None and plans[0].train.active == 64 - n_constant and plans[1] is None
-    assert 64 - n_constant < plans[0].evaluate.active < 64 - 8
-    assert (plans[0].train.values is None) == (constant == 0.0)
-    np.testing.assert_allclose(folded.model.params, plain.model.params, rtol=1e-9, atol=1e-12)
-    for a, b in zip(strip_seconds(folded), strip_seconds(plain)):
+    got = plans[0]
+    assert got is not None and got.train.active == 64 - n_constant and plans[1] is None
+    assert 64 - n_constant < got.evaluate.active < 64 - 8
+    assert (got.train.values is None) == (constant == 0.0)
+    assert got.groups == _train.row_groups(config.batch_size)
+    if got.groups > 1:
+        assert got.first.max() > 0  # rows whose products skip inputs
+    np.testing.assert_allclose(reordered.model.params, plain.model.params, rtol=1e-9, atol=1e-12)
+    for a, b in zip(strip_seconds(reordered), strip_seconds(plain)):
         assert a == pytest.approx(b, rel=1e-9)
-    np.testing.assert_array_equal(folded.model.predict(x_val), plain.model.predict(x_val))
+    np.testing.assert_array_equal(reordered.model.predict(x_val), plain.model.predict(x_val))
 
 
 def test_folded_inputs_leave_the_weights_in_data_order(digits):

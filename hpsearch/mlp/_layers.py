@@ -206,10 +206,11 @@ _KERNELS = {}
 
 
 def _update_kernel(dtype):
-    """``(bind, any_rows)`` for ``dtype`` or ``None``: ``bind(W, x, g, beta)`` returns a
-    callable doing ``W <- beta W - x^T g`` in place (``W`` (n, w), ``x`` (m, n) and ``g``
-    (m, w), all C-contiguous); ``any_rows`` says whether it beats the plain path at every
-    batch size, or only for small ones."""
+    """``(bind, any_rows)`` for ``dtype`` or ``None``: ``bind(W, x, g, beta)`` returns
+    ``update(lo=0, a=0, b=m, accumulate=False)`` doing ``W[lo:] <- beta' W[lo:] - x[a:b,
+    lo:]^T g[a:b]`` in place, ``beta' = 1 if accumulate else beta`` (``W`` (n, w), ``x``
+    (m, n) and ``g`` (m, w), all C-contiguous); ``any_rows`` says whether it beats the
+    plain path at every batch size, or only for small ones."""
     key = np.dtype(dtype).char
     if key not in _KERNELS:
         try:
@@ -251,6 +252,15 @@ def _probe_flags(bind, key, test, clear):
     W, x, g = rng.random((5, 3)).astype(key), rng.random((4, 5)).astype(key), rng.random((4, 3)).astype(key)
     want = 0.5 * W - x.T @ g
     bind(W, x, g, 0.5)()
+    if not np.allclose(W, want, rtol=1e-5):
+        return None
+    # row groups from their own first input: rows 0-1 from input 1, rows 2-3 from input 3
+    want = W.copy()
+    want[1:] = 0.5 * W[1:] - x[:2, 1:].T @ g[:2]
+    want[3:] -= x[2:, 3:].T @ g[2:]
+    update = bind(W, x, g, 0.5)
+    update(1, 0, 2)
+    update(3, 2, 4, True)
     if not np.allclose(W, want, rtol=1e-5):
         return None
 
@@ -296,9 +306,17 @@ def _numpy_cblas(key):
     def bind(W, x, g, beta):
         n, w = W.shape
         m = x.shape[0]
-        args = (row_major, trans, plain, i64(n), i64(w), i64(m), real(-1.0), ptr(x.ctypes.data), i64(n),
-                ptr(g.ctypes.data), i64(w), real(beta), ptr(W.ctypes.data), i64(w))
-        return partial(f, *args)
+        size, x0, g0, W0 = x.itemsize, x.ctypes.data, g.ctypes.data, W.ctypes.data
+        whole = partial(f, row_major, trans, plain, i64(n), i64(w), i64(m), real(-1.0), ptr(x0), i64(n),
+                        ptr(g0), i64(w), real(beta), ptr(W0), i64(w))
+
+        def update(lo=0, a=0, b=m, accumulate=False):
+            if not (lo or a or accumulate) and b == m:
+                return whole()
+            f(row_major, trans, plain, n - lo, w, b - a, -1.0, x0 + (a * n + lo) * size, n,
+              g0 + a * w * size, w, 1.0 if accumulate else beta, W0 + lo * w * size, w)
+
+        return update
 
     return bind
 
@@ -309,7 +327,13 @@ def _scipy_gemm(key):
     gemm = {"f": blas.sgemm, "d": blas.dgemm}[key]
 
     def bind(W, x, g, beta):
-        return partial(gemm, -1.0, g.T, x.T, beta, W.T, 0, 1, 1)
+        m = x.shape[0]
+
+        def update(lo=0, a=0, b=m, accumulate=False):
+            if lo < len(W):  # W[lo:].T is Fortran-ordered: gemm updates it in place
+                gemm(-1.0, g[a:b].T, x[a:b, lo:].T, 1.0 if accumulate else beta, W[lo:].T, 0, 1, 1)
+
+        return update
 
     return bind
 
@@ -375,6 +399,11 @@ class Workspace:
         self.W1, self.W1c = model.W[0][:n_in], model.W[0][n_in:]
         self.dW1, self.dW1c = model.dW[0][:n_in], model.dW[0][n_in:]
         self.c_values = None if constant is None else constant.values
+        # Row groups (see set_groups): the rows of each group are 0 in every input before
+        # its start, so its first-layer products begin there
+        self.starts = None
+        self.bounds = [(0, m)]
+        self.row_first = None
         if self.c_values is not None:
             self.c_col = self.c_values[:, None]
             self.b1_eff = e(hidden[0], 1)
@@ -466,6 +495,18 @@ class Workspace:
                       self.wd_vec[n1:] if self.wd else None, self.wd_tmp[n1:] if self.wd else None)
         return True
 
+    def set_groups(self, groups: int, row_first: np.ndarray | None) -> None:
+        """Split the rows into ``groups`` groups for the first layer's products, each
+        starting at the first nonzero input of its first row; ``row_first`` holds the
+        first nonzero input of every training row, and :meth:`load` expects the rows of
+        a batch sorted by it (see ``_InputOrder``)."""
+        m = self.rows
+        groups = max(1, min(groups, m))
+        self.bounds = [(i * m // groups, (i + 1) * m // groups) for i in range(groups)]
+        self.heads = np.array([a for a, _ in self.bounds])
+        self.row_first = row_first
+        self.starts = None
+
     def resized(self, m: int) -> "Workspace":
         """A workspace like this one over ``m`` rows (cached)."""
         if m == self.rows:
@@ -482,6 +523,8 @@ class Workspace:
         scaled one-hot targets ``ts`` (K, n) into this workspace."""
         x.take(idx, axis=0, out=self.x, mode="clip")
         ts.take(idx, axis=1, out=self.t, mode="clip")
+        if self.row_first is not None:
+            self.starts = self.row_first[idx[self.heads]].tolist()
 
     # -- forward -------------------------------------------------------------------
     def _forward(self, xT, train: bool, out) -> None:
@@ -493,7 +536,13 @@ class Workspace:
         try:
             layers = self.layers
             h = layers[0]
-            h.forward_dot(xT.T, out=self.u1T)
+            starts = self.starts
+            if starts is None:
+                h.forward_dot(xT.T, out=self.u1T)
+            else:  # each row group from its first nonzero input
+                x, W1, u1T = xT.T, self.W1, self.u1T
+                for (a, b), lo in zip(self.bounds, starts):
+                    np.dot(x[a:b, lo:], W1[lo:], out=u1T[a:b])
             b1 = self.b1
             if self.c_values is not None:  # the constant inputs' share of the bias
                 np.dot(self.c_values, self.W1c, out=self.b1_eff[:, 0])
@@ -600,7 +649,12 @@ class Workspace:
                         np.copyto(self.g1T.T, g)
                     h.bias_grad_dot(out=model.db[0])
                     if fused is None:
-                        xT.dot(self.g1T, out=self.dW1)
+                        if self.starts is None:
+                            xT.dot(self.g1T, out=self.dW1)
+                        else:  # 0 before the earliest first nonzero input
+                            lo = min(self.starts)
+                            xT[lo:].dot(self.g1T, out=self.dW1[lo:])
+                            self.dW1[:lo].fill(0.0)
                         if self.c_values is not None:  # dW_1 of a constant input: c_j db_1
                             np.multiply(self.c_col, model.db[0], out=self.dW1c)
                         elif self.wd:  # 0, before weight decay adds to it
@@ -609,12 +663,25 @@ class Workspace:
             raise Blowup.from_fpe(err, f"backward layer {i + 1}") from None
         if fused is not None:
             update_w1, params, grads, wd_vec, wd_tmp = fused
+            starts = self.starts
             fpe_clear(_FE_ALL)
-            update_w1()  # W_1 <- beta W_1 - x^T g^T, in place
+            if starts is None:
+                update_w1()  # W_1 <- beta W_1 - x^T g1T, in place
+            else:  # group by group; the first applies beta from the earliest start on
+                lo = min(starts)
+                bounds = self.bounds
+                update_w1(lo, *bounds[0])
+                for (a, b), start in zip(bounds[1:], starts[1:]):
+                    update_w1(start, a, b, True)
             flags = fpe_test(_FE_OVERFLOW | _FE_INVALID)
             if flags:
                 fpe_clear(_FE_ALL)
                 raise Blowup("overflow" if flags & _FE_OVERFLOW else "nan", "update layer 1")
+            if starts is not None and lo and self.wd:  # rows no product reached: their decay
+                try:
+                    np.multiply(self.W1[:lo], 1.0 - self.wd * self._grad_scale, out=self.W1[:lo])
+                except FloatingPointError as err:
+                    raise Blowup.from_fpe(err, "update layer 1") from None
             if self.W1c.size:  # the constant inputs' rows of W_1: the same update
                 try:
                     if self.wd:
