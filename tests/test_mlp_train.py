@@ -337,11 +337,11 @@ def test_the_fused_first_layer_update_is_plain_sgd_and_reports_overflow(dtype, k
 
 @pytest.mark.parametrize("changes", [
     {},  # plain sgd: the fused first-layer update
-    {"weight_decay": 0.01, "batch_size": 100},  # 4 row groups
-    {"optimizer": "adam", "lr": 0.002, "weight_decay": 0.01, "batch_size": 64},  # 2 row groups
+    {"weight_decay": 0.01, "batch_size": 100},  # 6 row groups
+    {"optimizer": "adam", "lr": 0.002, "weight_decay": 0.01, "batch_size": 64},  # 4 row groups
     {"optimizer": "momentum", "lr": 0.05, "batch_norm": True, "batch_size": 100},
     # one row group (sorting a batch would change which dropout mask each row draws)
-    {"optimizer": "momentum", "lr": 0.05, "batch_norm": True, "dropout": 0.2},
+    {"optimizer": "momentum", "lr": 0.05, "batch_norm": True, "dropout": 0.2, "batch_size": 10},
     {"batch_size": 4},  # small batches: the other fused kernel
 ])
 @pytest.mark.parametrize("constant", [0.0, 0.5])
@@ -360,7 +360,7 @@ def test_reordered_inputs_train_the_same_weights(digits, monkeypatch, changes, c
     plans, plan = [], _train._InputOrder.plan
     monkeypatch.setattr(_train._InputOrder, "plan", staticmethod(lambda *a: plans.append(plan(*a)) or plans[-1]))
     reordered = train(config, x_train, y_train, x_val, y_val, train_metrics="full")
-    monkeypatch.setattr(_train, "REORDER_MIN_SHARE", 2.0)  # nothing reordered
+    monkeypatch.setattr(_train, "REORDER_MIN_SAVING", math.inf)  # nothing reordered
     plain = train(config, x_train, y_train, x_val, y_val, train_metrics="full")
 
     n_constant = int((x_train.min(axis=0) == x_train.max(axis=0)).sum())  # >= 16: digits has a few more

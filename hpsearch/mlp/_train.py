@@ -140,7 +140,7 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     history = History(model=model, notes=_notes(config, model), metric=metric)
 
     n, batch = len(x_train), min(config.batch_size, len(x_train))
-    fold = _InputOrder.plan(model, x_train, constant, values, x_val, batch)
+    fold = _InputOrder.plan(model, x_train, constant, values, x_val, batch, config.epochs)
     try:
         eval_rows = min(EVAL_ROWS, max(len(x_val), n if train_metrics == "full" else 0, 1))
         val_set = train_set = (None, None, None)
@@ -206,12 +206,13 @@ def _epochs(config, run, evaluate, history, shuffle_rng, train_set, val_set,
         model.set_state(best_state)
 
 
-# Reorder the inputs when that saves at least this share of the first layer's products
-# (below it, the one copy of the training inputs costs more than it saves).
-REORDER_MIN_SHARE = 1 / 32
+# Reorder the inputs when that saves at least this many epochs' worth of the first layer's
+# products over the run: the reordering itself (a copy of the inputs, and a few passes
+# over them) costs about a third of one epoch's.
+REORDER_MIN_SAVING = 0.5
 SAMPLE_ROWS = 1024  # training rows looked at to rank the inputs by how often they are nonzero
-GROUP_ROWS = 25  # rows per group of a batch's first-layer products, at least (fewer: slower gemms)
-MAX_GROUPS = 4
+GROUP_ROWS = 16  # rows per group of a batch's first-layer products, at least (fewer: slower gemms)
+MAX_GROUPS = 16
 
 
 def row_groups(rows: int) -> int:
@@ -248,7 +249,7 @@ class _InputOrder:
         self.first = None  # per training row, its first nonzero input (when groups > 1)
 
     @classmethod
-    def plan(cls, model: MLP, x, constant, values, x_val, batch: int) -> "_InputOrder | None":
+    def plan(cls, model: MLP, x, constant, values, x_val, batch: int, epochs: int) -> "_InputOrder | None":
         n_features = len(constant)
         varying = np.flatnonzero(~constant)
         k = len(varying)
@@ -263,7 +264,7 @@ class _InputOrder:
         if groups > 1:
             first = nonzero.take(ranked, axis=1, mode="clip").argmax(axis=1)
             skipped = _expected_skip(first, batch, groups, k)
-        if n_features - k + skipped * k < REORDER_MIN_SHARE * n_features:
+        if (n_features - k + skipped * k) / n_features * epochs < REORDER_MIN_SAVING:
             return None
 
         const = np.flatnonzero(constant)
