@@ -388,3 +388,20 @@ def test_folded_inputs_leave_the_weights_in_data_order(digits):
         history = train(DEFAULT.replace(epochs=2), x_train, y_train, x_val, y_val, keep_best=keep_best)
         np.testing.assert_array_equal(history.model.W[0][:8], initial[:8])
         assert not np.array_equal(history.model.W[0][8:], initial[8:])
+
+
+def test_row_groups_through_scipys_gemm_train_the_same_weights(digits, monkeypatch):
+    # without numpy's cblas symbols, small batches update W_1 through scipy's gemm wrapper,
+    # which must take the row groups' offsets too
+    from hpsearch.mlp import _layers, _train
+
+    monkeypatch.setattr(_layers, "_numpy_cblas", lambda key: None)
+    monkeypatch.setattr(_layers, "_KERNELS", {})
+    x_train, y_train, x_val, y_val = digits
+    config = DEFAULT.replace(dtype="float64", epochs=2, batch_size=32, weight_decay=0.01)
+    assert _train.row_groups(32) == 2 and 32 <= _layers.FUSE_MAX_ROWS
+    assert _layers._update_kernel("float64")[0].__qualname__.startswith("_scipy_gemm.")  # it passed the probe
+    grouped = train(config, x_train, y_train, x_val, y_val)
+    monkeypatch.setattr(_train, "REORDER_MIN_SAVING", math.inf)
+    plain = train(config, x_train, y_train, x_val, y_val)
+    np.testing.assert_allclose(grouped.model.params, plain.model.params, rtol=1e-9, atol=1e-12)
