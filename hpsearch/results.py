@@ -103,7 +103,7 @@ def trials_frame(study: optuna.Study, param_order: list[str] | None = None, cons
             if t.datetime_complete and t.datetime_start
             else None
         )
-        row["datetime_start"] = t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None
+        row["datetime_start"] = t.datetime_start.isoformat(timespec="milliseconds") if t.datetime_start else None
         rows.append(row)
     df = _whole_numbers(pd.DataFrame(rows))
     if df.empty:

@@ -4,8 +4,8 @@
     python scripts/bench_jobs.py                       # digits: trials of ~0.1 s, where per-trial overhead shows
 
 Throughput is counted from the trials' own start and end times in the study
-(first start to last end), so process start-up and data loading are not part of
-it; the wall time of each whole command is printed too.
+(first start to last end, to the millisecond), so process start-up and data
+loading are not part of it; the wall time of each whole command is printed too.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def measure(space: Path, out: Path, jobs: int, trials: int, dataset: str | None)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trials", type=int, default=24)
+    ap.add_argument("--trials", type=int, default=96)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--jobs", type=int, default=2, help="workers to compare against 1 (default 2)")
     ap.add_argument("--dataset", default=None, help="override the data set (default: digits)")
