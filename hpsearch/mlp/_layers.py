@@ -364,6 +364,9 @@ class Workspace:
     ``tracing`` makes :meth:`train_step` record the step's magnitudes in ``trace``
     (``hpsearch.mlp.TRACE_COLUMNS``); the trainer turns it on only to replay the
     steps before a divergence.
+    ``constant`` (:class:`ConstantInputs`) and :meth:`set_groups` let the first layer's
+    products skip inputs that are constant, or 0 in the rows at hand (the trainer's
+    input reordering); without them every input is multiplied.
     """
 
     def __init__(self, model: MLP, rows: int, train: bool, rng: np.random.Generator | None = None,
