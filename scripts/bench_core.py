@@ -19,7 +19,7 @@ optimizer and one-hot targets are built inside their timed region too), after on
 untimed warm-up run of its own. Samples/s = training rows processed per second of wall
 time, best of ``--repeats`` rounds in which the contenders take turns.
 
-    python scripts/bench_core.py [--quick] [--batches 10 100 1000]
+    python scripts/bench_core.py [--quick] [--batches 10 100 1000] [--normalizer z_score/per_feature]
 """
 
 from __future__ import annotations
@@ -289,10 +289,19 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--normalizer", default=None, metavar="NAME/AXIS",
+                        help="normalize the [0, 1] pixels first with hpsearch's normalizer, e.g. "
+                             "z_score/per_feature (fitted on the training rows; default: none)")
     args = parser.parse_args(argv)
     n_train, n_val = (2000, 500) if args.quick else (8000, 2000)
     repeats = args.repeats or (1 if args.quick else 5)
     xt, yt, xv, yv, source = load_data(n_train, n_val)
+    if args.normalizer:
+        from hpsearch.data import fit_normalizer
+
+        name, _, axis = args.normalizer.partition("/")
+        normalize = fit_normalizer(name, axis or "global", xt)
+        xt, xv, source = normalize(xt), normalize(xv), f"{source}, {normalize!r}"
     data = (xt, yt, xv, yv)
     run_torch, torch_version = (None, None) if args.no_torch else torch_runner()
 
