@@ -407,24 +407,29 @@ def test_row_groups_through_scipys_gemm_train_the_same_weights(digits, monkeypat
     np.testing.assert_allclose(grouped.model.params, plain.model.params, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("shifted", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-def test_reordering_on_random_sparse_data_changes_nothing_but_rounding(monkeypatch, seed):
+def test_reordering_on_random_sparse_data_changes_nothing_but_rounding(monkeypatch, seed, shifted):
     # sparse inputs with constant columns (0 and not), all-zero rows, a short last batch,
-    # odd batch sizes: every path of the reordering against the plain trainer
+    # odd batch sizes: every path of the reordering against the plain trainer. Shifted:
+    # half the columns' most common value is their minimum, not 0 (as z-scored pixels)
     from hpsearch.mlp import _train
 
     rng = np.random.default_rng(seed)
     n, d = int(rng.integers(90, 260)), int(rng.integers(20, 50))
     x = rng.standard_normal((n, d)) * (rng.random((n, d)) < rng.uniform(0.1, 0.5, d))
     x[rng.choice(n, 2, replace=False)] = 0.0
+    x_val = rng.standard_normal((40, d)) * (rng.random((40, d)) < 0.3)
+    shift = np.where(rng.random(d) < 0.5, rng.uniform(-2, -0.5, d), 0.0) if shifted else np.zeros(d)
+    if shifted:  # minimum, then the sparse part above it
+        x, x_val = np.abs(x) + shift, np.abs(x_val) + shift
     x[:, rng.choice(d, 3, replace=False)] = [0.0, 0.0, rng.uniform(-1, 1)]
     y = rng.integers(0, 3, n)
-    x_val = rng.standard_normal((40, d)) * (rng.random((40, d)) < 0.3)
     config = MLPConfig(hidden=(12, 7), dtype="float64", epochs=3, seed=seed,
                        batch_size=[16, 33, 50, 70, n + 5, 40][seed],
-                       optimizer=str(rng.choice(["sgd", "adam", "rmsprop"])), lr=0.01,
+                       optimizer=["sgd", "adam", "sgd", "rmsprop", "sgd", "momentum"][seed], lr=0.01,
                        activation=str(rng.choice(["relu", "tanh", "softplus"])),
-                       weight_decay=float(rng.choice([0.0, 0.01])), batch_norm=bool(seed % 2))
+                       weight_decay=float(rng.choice([0.0, 0.01])), batch_norm=seed in (2, 3))
     kwargs = dict(train_metrics="full", keep_best=True)
     monkeypatch.setattr(_train, "REORDER_MIN_SAVING", 0.0)  # reorder whatever it saves
     plans, plan = [], _train._InputOrder.plan
@@ -434,6 +439,7 @@ def test_reordering_on_random_sparse_data_changes_nothing_but_rounding(monkeypat
     plain = train(config, x, y, x_val, y[:40], **kwargs)
     assert plans[0] is not None and plans[1] is None
     assert plans[0].train.active == d - 3 and plans[0].train.values is not None
+    assert (plans[0].train.offsets is not None) == shifted
     groups = _train.row_groups(min(config.batch_size, n))
     assert plans[0].groups == groups and (plans[0].first is not None) == (groups > 1)
     # atol: with batch norm the first layer's bias has zero gradient, and rmsprop / adam turn

@@ -47,13 +47,19 @@ class ConstantInputs:
     the same, minus products of values that never change). ``values`` are the
     constant inputs' values, or ``None`` when every one is 0 (then they add nothing
     and their gradient is 0).
+
+    ``offsets`` (or ``None``: all 0), one per active input, are subtracted from the
+    inputs the workspace is given (so that their most common value becomes 0, which
+    the row groups skip); their share ``offsets @ W_1`` goes to the bias and
+    ``offsets * (bias gradient)`` to the weights' gradient, as for a constant input.
     """
 
-    __slots__ = ("active", "values")
+    __slots__ = ("active", "values", "offsets")
 
-    def __init__(self, active: int, values: np.ndarray | None):
+    def __init__(self, active: int, values: np.ndarray | None, offsets: np.ndarray | None = None):
         self.active = int(active)
         self.values = values
+        self.offsets = offsets
 
 
 class Blowup(Exception):
@@ -402,15 +408,21 @@ class Workspace:
         self.W1, self.W1c = model.W[0][:n_in], model.W[0][n_in:]
         self.dW1, self.dW1c = model.dW[0][:n_in], model.dW[0][n_in:]
         self.c_values = None if constant is None else constant.values
+        self.offsets = None if constant is None else constant.offsets
         # Row groups (see set_groups): the rows of each group are 0 in every input before
         # its start, so its first-layer products begin there
         self.starts = None
         self.bounds = [(0, m)]
         self.row_first = None
+        if self.c_values is not None or self.offsets is not None:
+            self.b1_eff = e(hidden[0], 1)
         if self.c_values is not None:
             self.c_col = self.c_values[:, None]
-            self.b1_eff = e(hidden[0], 1)
             self.c_tmp = np.empty(self.W1c.shape, dt)
+        if self.offsets is not None:
+            self.o_col = self.offsets[:, None]
+            self.o_tmp = np.empty(self.W1.shape, dt)
+            self.o_bias = e(hidden[0])
         self.mean_vec = np.full(m, 1.0 / m, dt)
         self.out = e(K, m)
         self.delta = e(K, m)
@@ -547,9 +559,17 @@ class Workspace:
                 for (a, b), lo in zip(self.bounds, starts):
                     np.dot(x[a:b, lo:], W1[lo:], out=u1T[a:b])
             b1 = self.b1
-            if self.c_values is not None:  # the constant inputs' share of the bias
-                np.dot(self.c_values, self.W1c, out=self.b1_eff[:, 0])
-                b1 = _add(self.b1_eff, b1, out=self.b1_eff)
+            if self.c_values is not None or self.offsets is not None:
+                # the constant inputs' and the offsets' share of the bias
+                b1_eff = self.b1_eff
+                if self.c_values is None:
+                    np.dot(self.offsets, self.W1, out=b1_eff[:, 0])
+                else:
+                    np.dot(self.c_values, self.W1c, out=b1_eff[:, 0])
+                    if self.offsets is not None:
+                        np.dot(self.offsets, self.W1, out=self.o_bias)
+                        _add(b1_eff[:, 0], self.o_bias, out=b1_eff[:, 0])
+                b1 = _add(b1_eff, b1, out=b1_eff)
             _add(self.u1T.T, b1, out=h.u)  # the bias, and back to feature-major
             prev = xT
             for i, h in enumerate(layers):
@@ -658,6 +678,9 @@ class Workspace:
                             lo = min(self.starts)
                             xT[lo:].dot(self.g1T, out=self.dW1[lo:])
                             self.dW1[:lo].fill(0.0)
+                        if self.offsets is not None:  # the offsets' share: o_j db_1
+                            np.multiply(self.o_col, model.db[0], out=self.o_tmp)
+                            _add(self.dW1, self.o_tmp, out=self.dW1)
                         if self.c_values is not None:  # dW_1 of a constant input: c_j db_1
                             np.multiply(self.c_col, model.db[0], out=self.dW1c)
                         elif self.wd:  # 0, before weight decay adds to it
@@ -680,11 +703,14 @@ class Workspace:
             if flags:
                 fpe_clear(_FE_ALL)
                 raise Blowup("overflow" if flags & _FE_OVERFLOW else "nan", "update layer 1")
-            if starts is not None and lo and self.wd:  # rows no product reached: their decay
-                try:
+            try:
+                if starts is not None and lo and self.wd:  # rows no product reached: their decay
                     np.multiply(self.W1[:lo], 1.0 - self.wd * self._grad_scale, out=self.W1[:lo])
-                except FloatingPointError as err:
-                    raise Blowup.from_fpe(err, "update layer 1") from None
+                if self.offsets is not None:  # the offsets' share of the gradient
+                    np.multiply(self.o_col, model.db[0], out=self.o_tmp)
+                    np.subtract(self.W1, self.o_tmp, out=self.W1)
+            except FloatingPointError as err:
+                raise Blowup.from_fpe(err, "update layer 1") from None
             if self.W1c.size:  # the constant inputs' rows of W_1: the same update
                 try:
                     if self.wd:

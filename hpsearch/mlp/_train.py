@@ -258,10 +258,15 @@ class _InputOrder:
         k = len(varying)
         if not k:
             return None
-        # rank the varying inputs by how often they are nonzero, on a sample of the rows
-        nonzero = x[::max(1, len(x) // max(SAMPLE_ROWS, 4 * batch))].take(varying, axis=1, mode="clip") != 0
+        sample = x[::max(1, len(x) // max(SAMPLE_ROWS, 4 * batch))].take(varying, axis=1, mode="clip")
+        # an input whose minimum is more common than 0 (z-scored pixels, say) is shifted by it
+        minimum = values[varying]
+        shift = np.add.reduce(sample == minimum, axis=0) > np.add.reduce(sample == 0, axis=0)
+        offsets = np.where(shift, minimum, 0).astype(x.dtype)
+        # rank the varying inputs by how often they are nonzero (once shifted), on the sample
+        nonzero = sample != offsets
         ranked = np.argsort(np.add.reduce(nonzero, axis=0, dtype=np.intp), kind="stable")
-        varying = varying[ranked]
+        varying, offsets = varying[ranked], offsets[ranked]
         groups = row_groups(batch)
         skipped = 0.0
         if groups > 1:
@@ -277,18 +282,22 @@ class _InputOrder:
             same = np.ones(len(const), bool)
         order = np.concatenate([varying, const[~same], const[same]])
 
-        def folded(active):
+        def folded(active, shifts):
             tail = values[order[active:]]
-            return ConstantInputs(active, tail.copy() if tail.any() else None)
+            return ConstantInputs(active, tail.copy() if tail.any() else None, shifts if shifts.any() else None)
 
-        plan = cls(order, folded(k), folded(k + int(np.count_nonzero(~same))), groups if skipped else 1)
+        # evaluation shifts the inputs constant in training alone by that constant
+        eval_offsets = np.concatenate([offsets, values[const[~same]]]).astype(x.dtype)
+        plan = cls(order, folded(k, offsets), folded(len(eval_offsets), eval_offsets), groups if skipped else 1)
         W1 = model.W[0]
         W1[...] = W1[order]
         return plan
 
     def training_inputs(self, x: np.ndarray) -> np.ndarray:
-        """The training rows' varying inputs, in the new order (and ``first``)."""
+        """The training rows' varying inputs, in the new order, shifted (and ``first``)."""
         x = x.take(self.order[:self.train.active], axis=1, mode="clip")
+        if self.train.offsets is not None:
+            x -= self.train.offsets
         if self.groups > 1:
             self.first = _first_nonzero(x)
         return x
@@ -297,6 +306,8 @@ class _InputOrder:
         """``(x, y, starts)`` for :class:`_Evaluator`: the inputs in the new order, the rows
         sorted by their first nonzero input, and where each chunk of ``rows`` starts."""
         x = x.take(self.order[:self.evaluate.active], axis=1, mode="clip")
+        if self.evaluate.offsets is not None:
+            x -= self.evaluate.offsets
         first = _first_nonzero(x)
         by_first = np.argsort(first, kind="stable")
         return x.take(by_first, axis=0, mode="clip"), y[by_first], first[by_first[::rows]].tolist()
