@@ -228,7 +228,9 @@ def _first_nonzero(x: np.ndarray) -> np.ndarray:
 class _InputOrder:
     """The rows of ``W_1`` (and the data's columns) reordered so that the first layer's
     products skip what is known to be 0; :meth:`restore` puts them back in the data's
-    order. Exact: only products by zero and by constants are left out.
+    order. The same arithmetic up to rounding: only products by zero and by constants
+    are left out (an input shifted by its minimum, see ``ConstantInputs.offsets``, is
+    one subtraction away from the data).
 
     Order: the inputs that vary across the training rows, sparsest first; then those
     constant in training but not in validation; then those constant in both.
