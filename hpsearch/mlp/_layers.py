@@ -407,22 +407,29 @@ class Workspace:
         n_in = sizes[0] if constant is None else constant.active
         self.W1, self.W1c = model.W[0][:n_in], model.W[0][n_in:]
         self.dW1, self.dW1c = model.dW[0][:n_in], model.dW[0][n_in:]
-        self.c_values = None if constant is None else constant.values
-        self.offsets = None if constant is None else constant.offsets
+        # Every input j of W_1's rows is shifted by s_j: the constant ones by their value
+        # (their products drop out), the active ones by their offset (0 unless given).
+        # ``s @ W_1`` joins the bias and ``s * (bias gradient)`` the weights' gradient, over
+        # the rows where s may be nonzero (``shift``: None when it is 0 everywhere).
+        self.shift = None
+        if constant is not None and (constant.values is not None or constant.offsets is not None):
+            lo = 0 if constant.offsets is not None else n_in
+            hi = sizes[0] if constant.values is not None else n_in
+            s = np.zeros(sizes[0], dt)
+            if constant.offsets is not None:
+                s[:n_in] = constant.offsets
+            if constant.values is not None:
+                s[n_in:] = constant.values
+            self.shift = s[lo:hi]
+            self.shift_col = self.shift[:, None]
+            self.W1s, self.dW1s = model.W[0][lo:hi], model.dW[0][lo:hi]
+            self.shift_tmp = np.empty(self.W1s.shape, dt)
+            self.b1_eff = e(hidden[0], 1)
         # Row groups (see set_groups): the rows of each group are 0 in every input before
         # its start, so its first-layer products begin there
         self.starts = None
         self.bounds = [(0, m)]
         self.row_first = None
-        if self.c_values is not None or self.offsets is not None:
-            self.b1_eff = e(hidden[0], 1)
-        if self.c_values is not None:
-            self.c_col = self.c_values[:, None]
-            self.c_tmp = np.empty(self.W1c.shape, dt)
-        if self.offsets is not None:
-            self.o_col = self.offsets[:, None]
-            self.o_tmp = np.empty(self.W1.shape, dt)
-            self.o_bias = e(hidden[0])
         self.mean_vec = np.full(m, 1.0 / m, dt)
         self.out = e(K, m)
         self.delta = e(K, m)
@@ -559,17 +566,9 @@ class Workspace:
                 for (a, b), lo in zip(self.bounds, starts):
                     np.dot(x[a:b, lo:], W1[lo:], out=u1T[a:b])
             b1 = self.b1
-            if self.c_values is not None or self.offsets is not None:
-                # the constant inputs' and the offsets' share of the bias
-                b1_eff = self.b1_eff
-                if self.c_values is None:
-                    np.dot(self.offsets, self.W1, out=b1_eff[:, 0])
-                else:
-                    np.dot(self.c_values, self.W1c, out=b1_eff[:, 0])
-                    if self.offsets is not None:
-                        np.dot(self.offsets, self.W1, out=self.o_bias)
-                        _add(b1_eff[:, 0], self.o_bias, out=b1_eff[:, 0])
-                b1 = _add(b1_eff, b1, out=b1_eff)
+            if self.shift is not None:  # the shifts' share of the bias
+                np.dot(self.shift, self.W1s, out=self.b1_eff[:, 0])
+                b1 = _add(self.b1_eff, b1, out=self.b1_eff)
             _add(self.u1T.T, b1, out=h.u)  # the bias, and back to feature-major
             prev = xT
             for i, h in enumerate(layers):
@@ -678,13 +677,10 @@ class Workspace:
                             lo = min(self.starts)
                             xT[lo:].dot(self.g1T, out=self.dW1[lo:])
                             self.dW1[:lo].fill(0.0)
-                        if self.offsets is not None:  # the offsets' share: o_j db_1
-                            np.multiply(self.o_col, model.db[0], out=self.o_tmp)
-                            _add(self.dW1, self.o_tmp, out=self.dW1)
-                        if self.c_values is not None:  # dW_1 of a constant input: c_j db_1
-                            np.multiply(self.c_col, model.db[0], out=self.dW1c)
-                        elif self.wd:  # 0, before weight decay adds to it
-                            self.dW1c.fill(0.0)
+                        self.dW1c.fill(0.0)  # no product reaches the constant inputs' rows
+                        if self.shift is not None:  # the shifts' share: s_j db_1
+                            np.multiply(self.shift_col, model.db[0], out=self.shift_tmp)
+                            _add(self.dW1s, self.shift_tmp, out=self.dW1s)
         except FloatingPointError as err:
             raise Blowup.from_fpe(err, f"backward layer {i + 1}") from None
         if fused is not None:
@@ -704,22 +700,16 @@ class Workspace:
                 fpe_clear(_FE_ALL)
                 raise Blowup("overflow" if flags & _FE_OVERFLOW else "nan", "update layer 1")
             try:
-                if starts is not None and lo and self.wd:  # rows no product reached: their decay
-                    np.multiply(self.W1[:lo], 1.0 - self.wd * self._grad_scale, out=self.W1[:lo])
-                if self.offsets is not None:  # the offsets' share of the gradient
-                    np.multiply(self.o_col, model.db[0], out=self.o_tmp)
-                    np.subtract(self.W1, self.o_tmp, out=self.W1)
+                if self.wd:  # rows no product reached, and the constant inputs': their decay
+                    decay = 1.0 - self.wd * self._grad_scale
+                    if starts is not None and lo:
+                        np.multiply(self.W1[:lo], decay, out=self.W1[:lo])
+                    np.multiply(self.W1c, decay, out=self.W1c)
+                if self.shift is not None:  # the shifts' share of the gradient
+                    np.multiply(self.shift_col, model.db[0], out=self.shift_tmp)
+                    np.subtract(self.W1s, self.shift_tmp, out=self.W1s)
             except FloatingPointError as err:
                 raise Blowup.from_fpe(err, "update layer 1") from None
-            if self.W1c.size:  # the constant inputs' rows of W_1: the same update
-                try:
-                    if self.wd:
-                        np.multiply(self.W1c, 1.0 - self.wd * self._grad_scale, out=self.W1c)
-                    if self.c_values is not None:
-                        np.multiply(self.c_col, model.db[0], out=self.c_tmp)
-                        np.subtract(self.W1c, self.c_tmp, out=self.W1c)
-                except FloatingPointError as err:
-                    raise Blowup.from_fpe(err, "update layer 1") from None
             if wd_vec is not None:  # the other layers' weight decay
                 try:
                     np.multiply(params, wd_vec, out=wd_tmp)

@@ -49,28 +49,25 @@ def _all_finite(x: np.ndarray) -> bool:
     return bool(np.isfinite(x).all())
 
 
-def _check_xy(x, y, name: str, dtype):
+def _check_xy(x, y, name: str, dtype, constants: bool = False):
+    """``(x, y)`` as arrays of ``dtype`` and int labels, or a :class:`DataError`. With
+    ``constants``, also ``(constant, lo)``: which columns hold one value, and each
+    column's minimum -- from one min/max pass, which checks finiteness too (NaN and
+    inf reach the ends)."""
     x = np.ascontiguousarray(x, dtype=dtype)
     if x.ndim != 2:
         raise DataError(f"x_{name} must be a 2-D array (samples, features), got shape {x.shape}")
-    if not _all_finite(x):
-        _not_finite(x, name)
-    return x, _check_y(x, y, name)
-
-
-def _check_train_xy(x, y, dtype):
-    """Like :func:`_check_xy`, also returning which features are constant (column min ==
-    max: the same pass checks that every value is finite, as NaN and inf reach the ends)."""
-    x = np.ascontiguousarray(x, dtype=dtype)
-    if x.ndim != 2:
-        raise DataError(f"x_train must be a 2-D array (samples, features), got shape {x.shape}")
+    if not constants:
+        if not _all_finite(x):
+            _not_finite(x, name)
+        return x, _check_y(x, y, name)
     if not len(x):
-        return x, _check_y(x, y, "train"), np.zeros(x.shape[1], bool), np.zeros(x.shape[1], x.dtype)
+        return x, _check_y(x, y, name), np.zeros(x.shape[1], bool), np.zeros(x.shape[1], x.dtype)
     with np.errstate(all="ignore"):
         lo, hi = np.minimum.reduce(x, axis=0), np.maximum.reduce(x, axis=0)
     if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-        _not_finite(x, "train")
-    return x, _check_y(x, y, "train"), lo == hi, lo
+        _not_finite(x, name)
+    return x, _check_y(x, y, name), lo == hi, lo
 
 
 def _not_finite(x, name):
@@ -119,7 +116,7 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     lookup(METRICS, metric, "metric")
     lookup({m: m for m in TRAIN_METRICS}, train_metrics, "train_metrics mode")
     dtype = np.dtype(config.dtype)
-    x_train, y_train, constant, values = _check_train_xy(x_train, y_train, dtype)
+    x_train, y_train, constant, values = _check_xy(x_train, y_train, "train", dtype, constants=True)
     x_val, y_val = _check_xy(x_val, y_val, "val", dtype)
     if len(x_train) == 0:
         raise DataError("x_train is empty")
