@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hpsearch.mlp import MLPConfig, _train, train  # noqa: E402
+from hpsearch.mlp import MLPConfig, _reorder, train  # noqa: E402
 
 MNIST = Path("/work/shared/data/mnist-t10k")
 LAYERS = (784, 100, 50, 10)
@@ -70,15 +70,9 @@ def run_hpsearch(data, batch: int, epochs: int, reorder: bool = True) -> float:
     xt, yt, xv, yv = data
     config = MLPConfig(hidden=LAYERS[1:-1], activation="relu", optimizer="sgd", lr=LR,
                        batch_size=batch, epochs=epochs, seed=0)
-    saving = _train.REORDER_MIN_SAVING
-    if not reorder:
-        _train.REORDER_MIN_SAVING = float("inf")  # never worth it: no reordering
-    try:
-        t0 = time.perf_counter()
-        train(config, xt, yt, xv, yv)
-        return time.perf_counter() - t0
-    finally:
-        _train.REORDER_MIN_SAVING = saving
+    t0 = time.perf_counter()
+    train(config, xt, yt, xv, yv, reorder="auto" if reorder else "never")
+    return time.perf_counter() - t0
 
 
 def input_plan(data, batch: int, epochs: int) -> str:
@@ -88,12 +82,12 @@ def input_plan(data, batch: int, epochs: int) -> str:
     xt, _, xv, _ = data
     constant = xt.min(axis=0) == xt.max(axis=0)
     config = MLPConfig(hidden=LAYERS[1:-1], batch_size=batch, epochs=epochs)
-    plan = _train._InputOrder.plan(MLP(config, xt.shape[1], 10), xt, constant, xt.min(axis=0), xv, batch, epochs)
+    plan = _reorder.InputOrder.plan(MLP(config, xt.shape[1], 10), xt, constant, xt.min(axis=0), xv, batch, epochs)
     if plan is None:
         return "not reordered (too little to save in this run)"
     k = plan.train.active
     x = plan.training_inputs(xt)
-    skip = _train._expected_skip(plan.first, batch, plan.groups, k) if plan.groups > 1 else 0.0
+    skip = _reorder._expected_skip(plan.first, batch, plan.groups, k) if plan.groups > 1 else 0.0
     products = (1 - skip) * k / xt.shape[1]
     return (f"{xt.shape[1] - k} of {xt.shape[1]} inputs constant (folded into the bias); "
             f"{plan.groups} row group{'s' if plan.groups > 1 else ''} per batch skip {skip:.0%} of "
@@ -243,8 +237,9 @@ def step_breakdown(batch: int, repeats: int) -> dict:
     """
     import timeit
 
-    from hpsearch.mlp._layers import MLP, Workspace
+    from hpsearch.mlp._network import MLP
     from hpsearch.mlp._optimizers import SGD
+    from hpsearch.mlp._workspace import Workspace
     from hpsearch.mlp._train import _scaled_targets
 
     rng = np.random.default_rng(0)
@@ -263,7 +258,7 @@ def step_breakdown(batch: int, repeats: int) -> dict:
         return min(timeit.repeat(fn, number=number, repeat=max(repeats, 3))) / number * 1e6
 
     if fused:
-        layer1_grad, rest_p, rest_g = ws.fused[:3]
+        layer1_grad, rest_p, rest_g = ws.fused[1:4]
         update = lambda: opt.update(rest_p, rest_g)  # noqa: E731
     else:
         layer1_grad = lambda: ws.xT.dot(ws.g1T, out=model.dW[0])  # noqa: E731

@@ -10,6 +10,7 @@ from sklearn.model_selection import train_test_split
 
 from hpsearch.errors import DataError, Diverged, HPSearchError
 from hpsearch.mlp import ACTIVATIONS, MLP, OPTIMIZERS, TRACE_COLUMNS, History, MLPConfig, train
+from hpsearch.mlp._reorder import InputOrder, row_groups
 
 # measured: seed 0 reaches 0.972 (best epoch), seeds 0-9 reach >= 0.95 by their best epoch
 DIGITS_MIN_ACCURACY = 0.93
@@ -223,7 +224,7 @@ def test_bad_arrays_are_data_errors(args, message):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
 def test_one_full_batch_step_is_params_minus_lr_times_backprop_gradient(digits, optimizer):
-    from hpsearch.mlp._layers import Workspace, one_hot
+    from hpsearch.mlp._workspace import Workspace, one_hot
 
     x, y = digits[0][:200], digits[1][:200]
     config = DEFAULT.replace(optimizer=optimizer, lr=0.3, weight_decay=0.01, batch_size=200,
@@ -239,7 +240,7 @@ def test_one_full_batch_step_is_params_minus_lr_times_backprop_gradient(digits, 
 
 
 def test_a_shorter_last_batch_does_not_disturb_the_full_batch_workspace():
-    from hpsearch.mlp._layers import Workspace
+    from hpsearch.mlp._workspace import Workspace
 
     config = MLPConfig(hidden=(8, 6), batch_norm=True, dropout=0.0, dtype="float64")
     x = np.random.default_rng(0).standard_normal((10, 4))
@@ -263,7 +264,7 @@ def test_a_shorter_last_batch_does_not_disturb_the_full_batch_workspace():
 def test_the_trace_is_what_the_diverging_run_computed(digits, monkeypatch, changes):
     # the trainer computes no magnitudes as it goes: on a divergence it replays the last
     # steps from a snapshot. The replay must give exactly what tracing every step records.
-    from hpsearch.mlp._layers import Workspace
+    from hpsearch.mlp._workspace import Workspace
 
     plain_step, seen, count = Workspace.train_step, {}, iter(range(1, 10**6))
 
@@ -293,14 +294,13 @@ def test_the_trace_is_what_the_diverging_run_computed(digits, monkeypatch, chang
 def test_the_fused_first_layer_update_is_plain_sgd_and_reports_overflow(dtype, kernel, monkeypatch):
     # plain SGD updates W_1 inside the gemm that computes its gradient: numpy's own BLAS
     # through ctypes, else (small batches) scipy's gemm wrapper
-    from hpsearch.mlp import _layers
-    from hpsearch.mlp._layers import Blowup, Workspace
+    from hpsearch.mlp import _blas
     from hpsearch.mlp._optimizers import SGD
+    from hpsearch.mlp._workspace import Blowup, Workspace
 
-    if kernel == "scipy_gemm":
-        monkeypatch.setattr(_layers, "_numpy_cblas", lambda key: None)
-    monkeypatch.setattr(_layers, "_KERNELS", {})
-    assert _layers._update_kernel(dtype)[0].__qualname__.startswith(f"_{kernel}.")
+    probe = _blas.KernelProbe([s for s in _blas.KERNELS.sources if s[0] == kernel])
+    monkeypatch.setattr(_blas, "KERNELS", probe)
+    assert _blas.update_kernel(dtype).source == kernel
 
     config = MLPConfig(hidden=(6, 5), lr=0.1, weight_decay=0.01, batch_size=4, dtype=dtype)
     x = np.random.default_rng(0).standard_normal((4, 3)).astype(dtype)
@@ -350,25 +350,22 @@ def test_reordered_inputs_train_the_same_weights(digits, monkeypatch, changes, c
     # added to its bias (their weights still get c * (bias gradient) and weight decay); the
     # rows of a batch are sorted and grouped by their first nonzero input (sparsest inputs
     # first), each group's products starting there
-    from hpsearch.mlp import _train
-
     x_train, y_train, x_val, y_val = digits
     x_train, y_train, x_val = x_train[:300].copy(), y_train[:300], x_val.copy()
     x_train[:, ::4] = constant  # 16 of 64 constant in training, and in validation for some
     x_val[:, ::8] = constant
     config = DEFAULT.replace(dtype="float64", epochs=3, **changes)
-    plans, plan = [], _train._InputOrder.plan
-    monkeypatch.setattr(_train._InputOrder, "plan", staticmethod(lambda *a: plans.append(plan(*a)) or plans[-1]))
+    plans, plan = [], InputOrder.plan
+    monkeypatch.setattr(InputOrder, "plan", staticmethod(lambda *a, **k: plans.append(plan(*a, **k)) or plans[-1]))
     reordered = train(config, x_train, y_train, x_val, y_val, train_metrics="full")
-    monkeypatch.setattr(_train, "REORDER_MIN_SAVING", math.inf)  # nothing reordered
-    plain = train(config, x_train, y_train, x_val, y_val, train_metrics="full")
+    plain = train(config, x_train, y_train, x_val, y_val, train_metrics="full", reorder="never")
 
     n_constant = int((x_train.min(axis=0) == x_train.max(axis=0)).sum())  # >= 16: digits has a few more
     got = plans[0]
-    assert got is not None and got.train.active == 64 - n_constant and plans[1] is None
+    assert got is not None and got.train.active == 64 - n_constant and len(plans) == 1
     assert 64 - n_constant < got.evaluate.active < 64 - 8
     assert (got.train.values is None) == (constant == 0.0)
-    assert got.groups == _train.row_groups(config.batch_size)
+    assert got.groups == row_groups(config.batch_size)
     if got.groups > 1:
         assert got.first.max() > 0  # rows whose products skip inputs
     np.testing.assert_allclose(reordered.model.params, plain.model.params, rtol=1e-9, atol=1e-12)
@@ -393,17 +390,15 @@ def test_folded_inputs_leave_the_weights_in_data_order(digits):
 def test_row_groups_through_scipys_gemm_train_the_same_weights(digits, monkeypatch):
     # without numpy's cblas symbols, small batches update W_1 through scipy's gemm wrapper,
     # which must take the row groups' offsets too
-    from hpsearch.mlp import _layers, _train
+    from hpsearch.mlp import _blas, _workspace
 
-    monkeypatch.setattr(_layers, "_numpy_cblas", lambda key: None)
-    monkeypatch.setattr(_layers, "_KERNELS", {})
+    monkeypatch.setattr(_blas, "KERNELS", _blas.KernelProbe([s for s in _blas.KERNELS.sources if s[0] == "scipy_gemm"]))
     x_train, y_train, x_val, y_val = digits
     config = DEFAULT.replace(dtype="float64", epochs=2, batch_size=32, weight_decay=0.01)
-    assert _train.row_groups(32) == 2 and 32 <= _layers.FUSE_MAX_ROWS
-    assert _layers._update_kernel("float64")[0].__qualname__.startswith("_scipy_gemm.")  # it passed the probe
+    assert row_groups(32) == 2 and 32 <= _workspace.FUSE_MAX_ROWS
+    assert _blas.update_kernel("float64").source == "scipy_gemm"  # it passed the probe
     grouped = train(config, x_train, y_train, x_val, y_val)
-    monkeypatch.setattr(_train, "REORDER_MIN_SAVING", math.inf)
-    plain = train(config, x_train, y_train, x_val, y_val)
+    plain = train(config, x_train, y_train, x_val, y_val, reorder="never")
     np.testing.assert_allclose(grouped.model.params, plain.model.params, rtol=1e-9, atol=1e-12)
 
 
@@ -413,8 +408,6 @@ def test_reordering_on_random_sparse_data_changes_nothing_but_rounding(monkeypat
     # sparse inputs with constant columns (0 and not), all-zero rows, a short last batch,
     # odd batch sizes: every path of the reordering against the plain trainer. Shifted:
     # half the columns' most common value is their minimum, not 0 (as z-scored pixels)
-    from hpsearch.mlp import _train
-
     rng = np.random.default_rng(seed)
     n, d = int(rng.integers(90, 260)), int(rng.integers(20, 50))
     x = rng.standard_normal((n, d)) * (rng.random((n, d)) < rng.uniform(0.1, 0.5, d))
@@ -431,16 +424,14 @@ def test_reordering_on_random_sparse_data_changes_nothing_but_rounding(monkeypat
                        activation=str(rng.choice(["relu", "tanh", "softplus"])),
                        weight_decay=float(rng.choice([0.0, 0.01])), batch_norm=seed in (2, 3))
     kwargs = dict(train_metrics="full", keep_best=True)
-    monkeypatch.setattr(_train, "REORDER_MIN_SAVING", 0.0)  # reorder whatever it saves
-    plans, plan = [], _train._InputOrder.plan
-    monkeypatch.setattr(_train._InputOrder, "plan", staticmethod(lambda *a: plans.append(plan(*a)) or plans[-1]))
-    reordered = train(config, x, y, x_val, y[:40], **kwargs)
-    monkeypatch.setattr(_train, "REORDER_MIN_SAVING", math.inf)
-    plain = train(config, x, y, x_val, y[:40], **kwargs)
-    assert plans[0] is not None and plans[1] is None
+    plans, plan = [], InputOrder.plan
+    monkeypatch.setattr(InputOrder, "plan", staticmethod(lambda *a, **k: plans.append(plan(*a, **k)) or plans[-1]))
+    reordered = train(config, x, y, x_val, y[:40], reorder="always", **kwargs)  # whatever it saves
+    plain = train(config, x, y, x_val, y[:40], reorder="never", **kwargs)
+    assert plans[0] is not None and len(plans) == 1
     assert plans[0].train.active == d - 3 and plans[0].train.values is not None
     assert (plans[0].train.offsets is not None) == shifted
-    groups = _train.row_groups(min(config.batch_size, n))
+    groups = row_groups(min(config.batch_size, n))
     assert plans[0].groups == groups and (plans[0].first is not None) == (groups > 1)
     # atol: with batch norm the first layer's bias has zero gradient, and rmsprop / adam turn
     # the rounding left in it into steps of ~1e-9

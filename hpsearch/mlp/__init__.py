@@ -9,10 +9,11 @@ from hpsearch.mlp._activations import ACTIVATIONS
 from hpsearch.mlp._config import DTYPES, MLPConfig
 from hpsearch.mlp._gradcheck import gradient_check
 from hpsearch.mlp._initializers import BIAS_INITIALIZERS, INITIALIZERS
-from hpsearch.mlp._layers import MLP
+from hpsearch.mlp._network import MLP
 from hpsearch.mlp._losses import LOSSES
 from hpsearch.mlp._optimizers import OPTIMIZERS
-from hpsearch.mlp._train import TRACE_COLUMNS, History, train
+from hpsearch.mlp._replay import TRACE_COLUMNS
+from hpsearch.mlp._train import History, train
 
 __all__ = [
     "ACTIVATIONS",

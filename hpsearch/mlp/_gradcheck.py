@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from hpsearch.mlp._config import MLPConfig
-from hpsearch.mlp._layers import MLP, Workspace, one_hot
+from hpsearch.mlp._network import MLP
+from hpsearch.mlp._workspace import Workspace, one_hot
 
 FLOOR = 1e-3  # blocks with a tiny gradient are measured against this share of the whole
 

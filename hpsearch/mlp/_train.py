@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from collections import deque
@@ -14,13 +13,13 @@ from hpsearch._registry import lookup
 from hpsearch.errors import DataError, Diverged
 from hpsearch.mlp._config import MLPConfig
 from hpsearch.mlp._initializers import SYMMETRIC
-from hpsearch.mlp._layers import EVAL_ROWS, MLP, Blowup, ConstantInputs, Workspace, count_correct
+from hpsearch.mlp._inputs import check_xy
+from hpsearch.mlp._network import EVAL_ROWS, MLP
 from hpsearch.mlp._optimizers import OPTIMIZERS
+from hpsearch.mlp._reorder import REORDER_MIN_SAVING, REORDER_MODES, InputOrder, row_groups
+from hpsearch.mlp._replay import SNAPSHOT_EVERY, TRACE_COLUMNS, Snapshots, replay_trace
+from hpsearch.mlp._workspace import ERRSTATE, Blowup, ConstantInputs, Workspace, count_correct
 
-TRACE_COLUMNS = ("epoch", "step", "max_abs_preact_out", "max_abs_w_out",
-                 "max_abs_grad_w_out", "max_abs_grad_hidden")
-TRACE_STEPS = 32  # steps kept in the divergence trace
-SNAPSHOT_EVERY = 4 * TRACE_STEPS  # steps between two snapshots of the training state (>= TRACE_STEPS)
 METRICS = {"val_accuracy": "max", "val_loss": "min"}
 TRAIN_METRICS = ("running", "full", "none")
 
@@ -41,54 +40,6 @@ class History:
     metric: str = "val_accuracy"
 
 
-def _all_finite(x: np.ndarray) -> bool:
-    # one fast pass: the sum of squares is finite unless some value is not (or it
-    # overflows on huge values: then look element by element)
-    if math.isfinite(float(np.vdot(x, x))):
-        return True
-    return bool(np.isfinite(x).all())
-
-
-def _check_xy(x, y, name: str, dtype, constants: bool = False):
-    """``(x, y)`` as arrays of ``dtype`` and int labels, or a :class:`DataError`. With
-    ``constants``, also ``(constant, lo)``: which columns hold one value, and each
-    column's minimum -- from one min/max pass, which checks finiteness too (NaN and
-    inf reach the ends)."""
-    x = np.ascontiguousarray(x, dtype=dtype)
-    if x.ndim != 2:
-        raise DataError(f"x_{name} must be a 2-D array (samples, features), got shape {x.shape}")
-    if not constants:
-        if not _all_finite(x):
-            _not_finite(x, name)
-        return x, _check_y(x, y, name)
-    if not len(x):
-        return x, _check_y(x, y, name), np.zeros(x.shape[1], bool), np.zeros(x.shape[1], x.dtype)
-    with np.errstate(all="ignore"):
-        lo, hi = np.minimum.reduce(x, axis=0), np.maximum.reduce(x, axis=0)
-    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-        _not_finite(x, name)
-    return x, _check_y(x, y, name), lo == hi, lo
-
-
-def _not_finite(x, name):
-    raise DataError(f"x_{name} must be finite, got NaN or inf in {np.count_nonzero(~np.isfinite(x))} values")
-
-
-def _check_y(x, y, name):
-    y = np.asarray(y)
-    if y.ndim != 1 or len(y) != len(x):
-        raise DataError(f"y_{name} must be 1-D with one label per row of x_{name} ({len(x)}), "
-                        f"got shape {y.shape}")
-    if len(y) and not np.issubdtype(y.dtype, np.integer):
-        whole = np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all()
-        if not whole:  # 3.0 is a label, 0.5 or nan is not
-            raise DataError(f"y_{name} must hold integer class labels, got dtype {y.dtype}")
-    y = y.astype(np.intp)
-    if len(y) and y.min() < 0:
-        raise DataError(f"y_{name} labels must be >= 0, got {int(y.min())}")
-    return y
-
-
 def _notes(config: MLPConfig, model: MLP) -> list[str]:
     notes = []
     if model.activation.zero_gradient:
@@ -102,22 +53,28 @@ def _notes(config: MLPConfig, model: MLP) -> list[str]:
 def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
           on_epoch: Callable[[int, dict], None] | None = None,
           metric: str = "val_accuracy", keep_best: bool = False,
-          train_metrics: str = "running", n_classes: int | None = None) -> History:
+          train_metrics: str = "running", n_classes: int | None = None,
+          reorder: str = "auto") -> History:
     """Train an MLP on ``(x_train, y_train)``, validating on ``(x_val, y_val)`` every epoch.
 
     ``on_epoch(epoch, metrics)`` runs after every epoch (1-based) with ``train_loss,
     train_accuracy, val_loss, val_accuracy``; whatever it raises propagates unchanged.
     ``train_metrics`` is ``"running"`` (mean over the epoch's mini-batches, from the
     forward passes already done), ``"full"`` (an extra pass in eval mode) or ``"none"``.
+    ``reorder`` chooses the input reordering (constant inputs folded into the bias, rows
+    grouped by their first nonzero input: the same arithmetic up to rounding, see
+    :class:`~hpsearch.mlp._reorder.InputOrder`): ``"auto"`` when the products it saves
+    over the run pay for it, ``"always"`` whenever some input varies, ``"never"``.
     Overflow or NaN anywhere raises :class:`hpsearch.errors.Diverged`.
     """
     if not isinstance(config, MLPConfig):
         config = MLPConfig.from_dict(config)
     lookup(METRICS, metric, "metric")
     lookup({m: m for m in TRAIN_METRICS}, train_metrics, "train_metrics mode")
+    lookup(dict.fromkeys(REORDER_MODES), reorder, "reorder mode")
     dtype = np.dtype(config.dtype)
-    x_train, y_train, constant, values = _check_xy(x_train, y_train, "train", dtype, constants=True)
-    x_val, y_val = _check_xy(x_val, y_val, "val", dtype)
+    x_train, y_train, constant, values = check_xy(x_train, y_train, "train", dtype, constants=True)
+    x_val, y_val = check_xy(x_val, y_val, "val", dtype)
     if len(x_train) == 0:
         raise DataError("x_train is empty")
     if x_val.shape[1] != x_train.shape[1]:
@@ -137,8 +94,10 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     history = History(model=model, notes=_notes(config, model), metric=metric)
 
     n, batch = len(x_train), min(config.batch_size, len(x_train))
-    # the first layer's products skip inputs known to be 0 or constant (see _InputOrder)
-    plan = _InputOrder.plan(model, x_train, constant, values, x_val, batch, config.epochs)
+    # the first layer's products skip inputs known to be 0 or constant (see InputOrder)
+    plan = None if reorder == "never" else InputOrder.plan(
+        model, x_train, constant, values, x_val, batch, config.epochs,
+        min_saving=0.0 if reorder == "always" else REORDER_MIN_SAVING)
     try:
         eval_rows = min(EVAL_ROWS, max(len(x_val), n if train_metrics == "full" else 0, 1))
         if plan is None:
@@ -170,12 +129,12 @@ def _epochs(config, run, evaluate, history, shuffle_rng, train_set, val_set,
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         try:
-            with np.errstate(**_ERRSTATE):
+            with np.errstate(**ERRSTATE):
                 run.epoch(epoch, shuffle_rng.permutation(n), running)
         except Blowup as b:
             raise run.diverged(b, epoch) from None
         try:
-            with np.errstate(**_ERRSTATE):
+            with np.errstate(**ERRSTATE):
                 if running:
                     train_loss, train_acc = run.running_metrics()
                 elif train_metrics == "full":
@@ -203,135 +162,8 @@ def _epochs(config, run, evaluate, history, shuffle_rng, train_set, val_set,
         model.set_state(best_state)
 
 
-# Reorder the inputs when that saves at least this many epochs' worth of the first layer's
-# products over the run: the reordering itself (a copy of the inputs, and a few passes
-# over them) costs about a third of one epoch's.
-REORDER_MIN_SAVING = 0.5
-SAMPLE_ROWS = 1024  # training rows looked at to rank the inputs by how often they are nonzero
-GROUP_ROWS = 16  # rows per group of a batch's first-layer products, at least (fewer: slower gemms)
-MAX_GROUPS = 16
 
 
-def row_groups(rows: int) -> int:
-    """How many row groups a batch of ``rows`` rows is split into (see ``_InputOrder``)."""
-    return max(1, min(MAX_GROUPS, rows // GROUP_ROWS))
-
-
-def _first_nonzero(x: np.ndarray) -> np.ndarray:
-    """Per row, the column of its first nonzero value (0 for an all-zero row: it skips nothing)."""
-    return (x != 0).argmax(axis=1)
-
-
-class _InputOrder:
-    """The rows of ``W_1`` (and the data's columns) reordered so that the first layer's
-    products skip what is known to be 0; :meth:`restore` puts them back in the data's
-    order. The same arithmetic up to rounding: only products by zero and by constants
-    are left out (an input shifted by its minimum, see ``ConstantInputs.offsets``, is
-    one subtraction away from the data).
-
-    Order: the inputs that vary across the training rows, sparsest first; then those
-    constant in training but not in validation; then those constant in both.
-
-    - Constant inputs are folded into the bias (:class:`ConstantInputs`): training takes
-      the first layer's products over the varying inputs only, evaluation over the
-      first two groups.
-    - Sparsest first: a row is 0 in every input before its first nonzero one. The rows
-      of a batch are sorted by it (their order in a batch changes nothing but rounding,
-      and which dropout mask each row draws) and split into a few groups
-      (:func:`row_groups`), each taking its products from its first row's first nonzero
-      input on. Evaluation sorts its rows the same way once.
-
-    On MNIST at batch 100 the first layer's products then cover 56 % of the inputs
-    (``python scripts/bench_core.py`` prints the plan). :meth:`plan` returns ``None``
-    when the products saved over the run would not pay for the reordering.
-    """
-
-    def __init__(self, order, train: ConstantInputs, evaluate: ConstantInputs, groups: int):
-        self.order, self.train, self.evaluate, self.groups = order, train, evaluate, groups
-        self.first = None  # per training row, its first nonzero input (when groups > 1)
-
-    @classmethod
-    def plan(cls, model: MLP, x, constant, values, x_val, batch: int, epochs: int) -> "_InputOrder | None":
-        n_features = len(constant)
-        varying = np.flatnonzero(~constant)
-        k = len(varying)
-        if not k:
-            return None
-        sample = x[::max(1, len(x) // max(SAMPLE_ROWS, 4 * batch))].take(varying, axis=1, mode="clip")
-        # an input whose minimum is more common than 0 (z-scored pixels, say) is shifted by it
-        minimum = values[varying]
-        shift = np.add.reduce(sample == minimum, axis=0) > np.add.reduce(sample == 0, axis=0)
-        offsets = np.where(shift, minimum, 0).astype(x.dtype)
-        # rank the varying inputs by how often they are nonzero (once shifted), on the sample
-        nonzero = sample != offsets
-        ranked = np.argsort(np.add.reduce(nonzero, axis=0, dtype=np.intp), kind="stable")
-        varying, offsets = varying[ranked], offsets[ranked]
-        groups = row_groups(batch)
-        skipped = 0.0
-        if groups > 1:
-            first = nonzero.take(ranked, axis=1, mode="clip").argmax(axis=1)
-            skipped = _expected_skip(first, batch, groups, k)
-        if (n_features - k + skipped * k) / n_features * epochs < REORDER_MIN_SAVING:
-            return None
-
-        const = np.flatnonzero(constant)
-        if len(x_val) and len(const):  # folded in evaluation too where validation holds the same value
-            same = (x_val[:, const] == values[const]).all(axis=0)
-        else:
-            same = np.ones(len(const), bool)
-        order = np.concatenate([varying, const[~same], const[same]])
-
-        def folded(active, shifts):
-            tail = values[order[active:]]
-            return ConstantInputs(active, tail.copy() if tail.any() else None, shifts if shifts.any() else None)
-
-        # evaluation shifts the inputs constant in training alone by that constant
-        eval_offsets = np.concatenate([offsets, values[const[~same]]]).astype(x.dtype)
-        plan = cls(order, folded(k, offsets), folded(len(eval_offsets), eval_offsets), groups if skipped else 1)
-        W1 = model.W[0]
-        W1[...] = W1[order]
-        return plan
-
-    def training_inputs(self, x: np.ndarray) -> np.ndarray:
-        """The training rows' varying inputs, in the new order, shifted (and ``first``)."""
-        x = x.take(self.order[:self.train.active], axis=1, mode="clip")
-        if self.train.offsets is not None:
-            x -= self.train.offsets
-        if self.groups > 1:
-            self.first = _first_nonzero(x)
-        return x
-
-    def evaluation_set(self, x: np.ndarray, y: np.ndarray, rows: int):
-        """``(x, y, starts)`` for :class:`_Evaluator`: the inputs in the new order, the rows
-        sorted by their first nonzero input, and where each chunk of ``rows`` starts."""
-        x = x.take(self.order[:self.evaluate.active], axis=1, mode="clip")
-        if self.evaluate.offsets is not None:
-            x -= self.evaluate.offsets
-        first = _first_nonzero(x)
-        by_first = np.argsort(first, kind="stable")
-        return x.take(by_first, axis=0, mode="clip"), y[by_first], first[by_first[::rows]].tolist()
-
-    def restore(self, model: MLP) -> None:
-        W1 = model.W[0]
-        W1[self.order] = W1.copy()
-
-
-def _expected_skip(first: np.ndarray, batch: int, groups: int, n_inputs: int) -> float:
-    """The share of a batch's first-layer products its row groups skip, estimated from
-    the first nonzero input of a sample of rows, in batches of the sample."""
-    k_rows = len(first) // batch * batch
-    if not k_rows:
-        return 0.0
-    # a fixed shuffle of its own (the run's generators are not touched): the data may be sorted
-    first = np.random.default_rng(0).permutation(first)
-    sorted_batches = np.sort(first[:k_rows].reshape(-1, batch), axis=1)
-    bounds = [i * batch // groups for i in range(groups + 1)]
-    sizes = np.diff(bounds)
-    skipped = (sorted_batches[:, bounds[:-1]] * sizes).sum() / (k_rows * n_inputs)
-    return float(skipped)
-
-
-_ERRSTATE = dict(over="raise", invalid="raise", divide="raise", under="ignore")
 
 
 class _Run:
@@ -364,7 +196,7 @@ class _Run:
         for ws in (self.ws_full, self.ws_last):
             if ws is not None:
                 ws.fuse_sgd(optimizer)
-        # row groups (see _InputOrder): each epoch sorts the rows of every batch by ``first``
+        # row groups (see InputOrder): each epoch sorts the rows of every batch by ``first``
         self.first = first if groups > 1 else None
         if self.first is not None:
             self.ws_full.set_groups(groups, first)
@@ -377,7 +209,7 @@ class _Run:
         self.step = 0
         # (epoch, steps before it, its permutation) for every epoch a replay may reach back to
         self.perms = deque(maxlen=2 * SNAPSHOT_EVERY // self.steps_per_epoch + 2)
-        self.snapshots = _Snapshots(model, optimizer, rng if model.config.dropout else None)
+        self.snapshots = Snapshots(model, optimizer, rng if model.config.dropout else None)
 
     def epoch(self, epoch: int, perm: np.ndarray, running: bool) -> None:
         x, batch, optimizer, snapshots = self.x, self.batch, self.optimizer, self.snapshots
@@ -431,87 +263,17 @@ class _Run:
         """The :class:`Diverged` for blow-up ``b``, its trace rebuilt by replaying the last steps."""
         rows = self._replay()
         return Diverged(b.reason, epoch, self.step, b.where,
-                        [dict(zip(TRACE_COLUMNS, _no_nan(r))) for r in rows])
+                        [dict(zip(TRACE_COLUMNS, r)) for r in rows])
 
     def _replay(self) -> list[tuple]:
-        last = self.step
-        first = max(1, last - TRACE_STEPS + 1)
-        at = self.snapshots.restore(first - 1)
-        rows = []
         workspaces = [ws for ws in (self.ws_full, self.ws_last) if ws is not None]
-        for ws in workspaces:
-            ws.tracing = True
-        try:
-            with np.errstate(**_ERRSTATE):
-                for s in range(at + 1, last + 1):
-                    epoch, before, perm = next(e for e in reversed(self.perms) if e[1] < s)
-                    j = s - before - 1
-                    ws, ts = (self.ws_full, self.ts_full) if j < self.n_full else (self.ws_last, self.ts_last)
-                    ws.load(self.x, ts, perm[j * self.batch:(j + 1) * self.batch])
-                    try:
-                        ws.train_step(self.optimizer)
-                    except Blowup:  # the failing step: the magnitudes it reached before blowing up
-                        rows.append((epoch, s, *_last_magnitudes(ws)))
-                        break
-                    if s >= first:
-                        rows.append((epoch, s, *ws.trace))
-        finally:
-            for ws in workspaces:
-                ws.tracing = False
-        return rows[-TRACE_STEPS:]
+        return replay_trace(self.snapshots, self.perms, self.step, self._load, self.optimizer, workspaces)
 
-
-class _Snapshots:
-    """The training state after step ``s`` for the last two multiples ``s`` of SNAPSHOT_EVERY
-    (buffers reused: nothing is allocated after the first two). The older one is at
-    least SNAPSHOT_EVERY >= TRACE_STEPS steps back, so one of them precedes the last
-    TRACE_STEPS steps."""
-
-    def __init__(self, model, optimizer, rng):
-        self.model, self.optimizer, self.rng = model, optimizer, rng
-        self.slots = []
-
-    def _arrays(self):
-        model = self.model
-        return {"params": model.params,
-                **{f"mean{i}": a for i, a in enumerate(model.running_mean)},
-                **{f"var{i}": a for i, a in enumerate(model.running_var)},
-                **{f"opt.{k}": a for k, a in self.optimizer.state_arrays().items()}}
-
-    def take(self, step: int) -> None:
-        slot = self.slots.pop(0) if len(self.slots) == 2 else {"arrays": {}}
-        kept = slot["arrays"]
-        live = self._arrays()
-        for key, src in live.items():
-            dst = kept.get(key)
-            if dst is None or dst.shape != src.shape:
-                kept[key] = src.copy()
-            else:
-                np.copyto(dst, src)
-        for key in [k for k in kept if k not in live]:
-            del kept[key]
-        slot["step"] = step
-        slot["t"] = self.optimizer.t
-        slot["rng"] = self.rng.bit_generator.state if self.rng is not None else None
-        self.slots.append(slot)
-
-    def restore(self, upto: int) -> int:
-        """Put back the latest snapshot taken at or before step ``upto``; returns its step."""
-        slot = max((s for s in self.slots if s["step"] <= upto), key=lambda s: s["step"])
-        model, opt = self.model, self.optimizer
-        kept = slot["arrays"]
-        np.copyto(model.params, kept["params"])
-        for i, a in enumerate(model.running_mean):
-            np.copyto(a, kept[f"mean{i}"])
-        for i, a in enumerate(model.running_var):
-            np.copyto(a, kept[f"var{i}"])
-        opt.t = slot["t"]  # at t == 0 the optimizer re-creates its state on the next update
-        for key, a in kept.items():
-            if key.startswith("opt."):
-                setattr(opt, key[4:], a.copy())
-        if self.rng is not None:
-            self.rng.bit_generator.state = slot["rng"]
-        return slot["step"]
+    def _load(self, j: int, perm: np.ndarray) -> Workspace:
+        """Batch ``j`` of the epoch that ran in order ``perm``, loaded into its workspace."""
+        ws, ts = (self.ws_full, self.ts_full) if j < self.n_full else (self.ws_last, self.ts_last)
+        ws.load(self.x, ts, perm[j * self.batch:(j + 1) * self.batch])
+        return ws
 
 
 def _scaled_targets(y, k: int, dtype, scale) -> np.ndarray:
@@ -555,16 +317,3 @@ class _Evaluator:
         except FloatingPointError as err:
             raise Blowup.from_fpe(err, f"{what} {loss.stage}") from None
         return total / n, count_correct(scores, y) / n
-
-
-def _last_magnitudes(ws: Workspace) -> tuple:
-    """The failing step's trace values; the output weights are read as they are now."""
-    pre, _, gw, gh = ws.trace
-    with np.errstate(all="ignore"):
-        w = float(np.abs(ws.model.W[-1]).max())
-    return pre, w, gw, gh
-
-
-def _no_nan(row):
-    # results never hold NaN: an unknown or NaN magnitude is None
-    return tuple(None if isinstance(v, float) and v != v else v for v in row)

@@ -1,10 +1,4 @@
-"""The network: parameters in one flat vector, and workspaces of preallocated buffers.
-
-Layout of the flat parameter vector (and of the gradient vector, same shape):
-``[Wb_1 .. Wb_L, gamma_1 .. gamma_{L-1}, beta_1 .. beta_{L-1}]`` where ``Wb_i`` is the
-``(fan_in + 1, fan_out)`` block ``[W_i; b_i]``: the weights with the bias as one more
-row, so ``u = x @ W + b = [x, 1] @ Wb`` and an optimizer update is a few ufunc calls
-whatever the depth. ``MLP.W[i]`` and ``MLP.b[i]`` are views of the block.
+"""Workspaces: every buffer of a forward/backward pass over ``rows`` samples, and the passes.
 
 A :class:`Workspace` owns every buffer a forward/backward pass over ``rows`` samples
 needs; the training loop calls it once per mini-batch and allocates nothing.
@@ -18,21 +12,22 @@ its bias itself. A shorter last batch uses :meth:`Workspace.resized` (cached).
 
 from __future__ import annotations
 
-import math
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hpsearch._registry import lookup
-from hpsearch.errors import DataError
-from hpsearch.mlp._activations import ACTIVATIONS
-from hpsearch.mlp._initializers import BIAS_INITIALIZERS, INITIALIZERS
-from hpsearch.mlp._losses import LOSSES
+from hpsearch.mlp import _blas
 from hpsearch.mlp._optimizers import SGD
 
+if TYPE_CHECKING:
+    from hpsearch.mlp._network import MLP
+
 BN_EPS = 1e-5  # added to the batch variance before the square root
-EVAL_ROWS = 512  # rows per chunk when evaluating or predicting (matrix products run fastest here)
 FUSE_MAX_ROWS = 32  # batch size up to which scipy's gemm (the fallback) beats the plain path
+# the floating-point state training and evaluation passes run under: the first overflow
+# or NaN raises where it happens (see Blowup); underflow to 0 is harmless
+ERRSTATE = dict(over="raise", invalid="raise", divide="raise", under="ignore")
 _add = np.add
 
 
@@ -73,275 +68,6 @@ class Blowup(Exception):
     @classmethod
     def from_fpe(cls, err: FloatingPointError, where: str) -> "Blowup":
         return cls("nan" if "invalid" in str(err) else "overflow", where)
-
-
-class MLP:
-    """A multilayer perceptron: ``predict``, ``evaluate``, and a readable ``repr``."""
-
-    def __init__(self, config, n_features: int, n_classes: int, rng: np.random.Generator | None = None):
-        self.config = config
-        self.dtype = np.dtype(config.dtype)
-        self.sizes = (int(n_features), *config.hidden, int(n_classes))
-        self.activation = lookup(ACTIVATIONS, config.activation, "activation").from_config(config)
-        self.loss = lookup(LOSSES, config.loss, "loss")()
-        rng = np.random.default_rng(config.seed) if rng is None else rng
-
-        pairs = list(zip(self.sizes[:-1], self.sizes[1:]))
-        hidden = self.sizes[1:-1]
-        n_wb = sum((i + 1) * o for i, o in pairs)
-        n_bn = 2 * sum(hidden) if config.batch_norm else 0
-        self.n_weights = sum(i * o for i, o in pairs)
-        self.params = np.empty(n_wb + n_bn, self.dtype)
-        self.grads = np.zeros_like(self.params)
-        self.Wb, self.W, self.b, self.gamma, self.beta = self.carve(self.params)
-        self.dWb, self.dW, self.db, self.dgamma, self.dbeta = self.carve(self.grads)
-        # 1 where a parameter is a weight (weight decay applies), 0 for biases and batch norm
-        self.weight_mask = np.zeros_like(self.params)
-        for w in self.carve(self.weight_mask)[1]:
-            w.fill(1.0)
-        self.running_mean = [np.zeros(w, self.dtype) for w in hidden] if config.batch_norm else []
-        self.running_var = [np.ones(w, self.dtype) for w in hidden] if config.batch_norm else []
-
-        w_init = lookup(INITIALIZERS, config.weight_init, "weight initializer")
-        b_init = lookup(BIAS_INITIALIZERS, config.bias_init, "bias initializer")
-        for (fan_in, fan_out), W, b in zip(pairs, self.W, self.b):
-            W[...] = w_init(rng, fan_in, fan_out, config, self.dtype)
-            b[...] = b_init(rng, fan_in, fan_out, config, self.dtype)
-        for g, be in zip(self.gamma, self.beta):
-            g.fill(1.0)
-            be.fill(0.0)
-
-    def carve(self, flat: np.ndarray):
-        """Views ``(Wb, W, b, gamma, beta)`` of a vector laid out like ``params``."""
-        Wb, W, b, gamma, beta = [], [], [], [], []
-        at = 0
-        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
-            n = (fan_in + 1) * fan_out
-            block = flat[at:at + n].reshape(fan_in + 1, fan_out)
-            Wb.append(block)
-            W.append(block[:fan_in])
-            b.append(block[fan_in])
-            at += n
-        if self.config.batch_norm:
-            for store in (gamma, beta):
-                for width in self.sizes[1:-1]:
-                    store.append(flat[at:at + width])
-                    at += width
-        return Wb, W, b, gamma, beta
-
-    # -- state (keep_best) ---------------------------------------------------------
-    def get_state(self) -> list[np.ndarray]:
-        return [a.copy() for a in (self.params, *self.running_mean, *self.running_var)]
-
-    def set_state(self, state: list[np.ndarray]) -> None:
-        for dst, src in zip((self.params, *self.running_mean, *self.running_var), state):
-            dst[...] = src
-
-    # -- inference -----------------------------------------------------------------
-    def _chunks(self, x):
-        x = np.ascontiguousarray(x, dtype=self.dtype)
-        if x.ndim != 2 or x.shape[1] != self.sizes[0]:
-            raise DataError(f"x must have shape (n, {self.sizes[0]}), got {x.shape}")
-        ws = Workspace(self, min(EVAL_ROWS, max(len(x), 1)), train=False)
-        for start in range(0, len(x), ws.rows):
-            part = x[start:start + ws.rows]
-            yield start, part, ws.resized(len(part))
-
-    def scores(self, x) -> np.ndarray:
-        """Output-layer pre-activations (logits), shape (n, K)."""
-        out = np.empty((len(x), self.sizes[-1]), self.dtype)
-        with np.errstate(over="ignore", invalid="ignore"):
-            for start, part, ws in self._chunks(x):
-                out[start:start + len(part)] = ws.forward(part, train=False)
-        return out
-
-    def predict_proba(self, x) -> np.ndarray:
-        """Network outputs: softmax probabilities (cross-entropy) or raw outputs (MSE)."""
-        u = self.scores(x)
-        out = np.empty_like(u)
-        ws = self.loss.workspace(len(u), u.shape[1], self.dtype)
-        with np.errstate(over="ignore", invalid="ignore"):
-            self.loss.output(u, ws, out)
-        return out
-
-    def predict(self, x) -> np.ndarray:
-        """Class labels, shape (n,)."""
-        return np.argmax(self.scores(x), axis=1)
-
-    def evaluate(self, x, y) -> dict:
-        """Mean loss (without the weight-decay term) and accuracy over ``(x, y)``."""
-        y = np.asarray(y, dtype=np.intp)
-        loss = correct = 0.0
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for start, part, ws in self._chunks(x):
-                end = start + len(part)
-                try:
-                    l, c = ws.evaluate(part, y[start:end])
-                except Blowup:  # the loss overflowed: report it as infinite
-                    l, c = math.inf, ws.count_correct(y[start:end])
-                loss += l
-                correct += c
-        n = max(len(y), 1)
-        return {"loss": loss / n, "accuracy": correct / n}
-
-    def __repr__(self) -> str:
-        c = self.config
-        parts = ["MLP [" + "→".join(map(str, self.sizes)) + "]", repr(self.activation)]
-        if c.loss != "cross_entropy":
-            parts.append(c.loss)
-        if c.batch_norm:
-            parts.append("batch_norm")
-        if c.dropout:
-            parts.append(f"dropout={c.dropout:.3g}")
-        parts.append(f"{c.optimizer} lr={c.lr:.3g}")
-        if c.weight_decay:
-            parts.append(f"weight_decay={c.weight_decay:.3g}")
-        return " ".join(parts)
-
-
-# -- in-place gemm with readable floating-point flags (for Workspace.fuse_sgd) -----------
-# numpy's matmul cannot accumulate into its output. BLAS gemm can (C <- beta C + alpha AB):
-# we call numpy's own BLAS through ctypes (its cblas symbols with 64-bit integers, as in
-# the scipy-openblas64 wheels), else scipy's wrapper of its BLAS. Either must pass a probe
-# that checks its result and that the C library's fetestexcept sees the overflow and the
-# invalid operation it raises; otherwise there is no fusion.
-_FE_ALL = 0xFF  # every exception bit the platform has (fe* functions mask the rest)
-_FE_OVERFLOW = _FE_INVALID = 0
-fpe_test = fpe_clear = None
-_KERNELS = {}
-
-
-def _update_kernel(dtype):
-    """``(bind, any_rows)`` for ``dtype`` or ``None``: ``bind(W, x, g, beta)`` returns
-    ``update(lo=0, a=0, b=m, accumulate=False)`` doing ``W[lo:] <- beta' W[lo:] - x[a:b,
-    lo:]^T g[a:b]`` in place, ``beta' = 1 if accumulate else beta`` (``W`` (n, w), ``x``
-    (m, n) and ``g`` (m, w), all C-contiguous); ``any_rows`` says whether it beats the
-    plain path at every batch size, or only for small ones."""
-    key = np.dtype(dtype).char
-    if key not in _KERNELS:
-        try:
-            _KERNELS[key] = _probe_kernel(key)
-        except Exception:  # no fenv access, no usable BLAS symbol: the plain path
-            _KERNELS[key] = None
-    return _KERNELS[key]
-
-
-def _probe_kernel(key):
-    global fpe_test, fpe_clear, _FE_OVERFLOW, _FE_INVALID
-    import ctypes
-    import ctypes.util
-
-    if fpe_test is None:
-        libm = ctypes.CDLL(ctypes.util.find_library("m"))
-        test, clear = libm.fetestexcept, libm.feclearexcept
-        test.argtypes = clear.argtypes = [ctypes.c_int]
-    else:
-        test, clear = fpe_test, fpe_clear
-    for make, any_rows in ((_numpy_cblas, True), (_scipy_gemm, False)):
-        try:
-            bind = make(key)
-        except Exception:
-            continue
-        if bind is None:
-            continue
-        flags = _probe_flags(bind, key, test, clear)
-        if flags is not None:
-            fpe_test, fpe_clear = test, clear
-            _FE_OVERFLOW, _FE_INVALID = flags
-            return bind, any_rows
-    return None
-
-
-def _probe_flags(bind, key, test, clear):
-    """(overflow bit, invalid bit) if ``bind`` computes right and raises both visibly."""
-    rng = np.random.default_rng(0)
-    W, x, g = rng.random((5, 3)).astype(key), rng.random((4, 5)).astype(key), rng.random((4, 3)).astype(key)
-    want = 0.5 * W - x.T @ g
-    bind(W, x, g, 0.5)()
-    if not np.allclose(W, want, rtol=1e-5):
-        return None
-    # row groups from their own first input: rows 0-1 from input 1, rows 2-3 from input 3
-    want = W.copy()
-    want[1:] = 0.5 * W[1:] - x[:2, 1:].T @ g[:2]
-    want[3:] -= x[2:, 3:].T @ g[2:]
-    update = bind(W, x, g, 0.5)
-    update(1, 0, 2)
-    update(3, 2, 4, True)
-    if not np.allclose(W, want, rtol=1e-5):
-        return None
-
-    def raised(w, x, g):
-        w, x, g = (np.array(a, key) for a in (w, x, g))
-        clear(_FE_ALL)
-        bind(w, x, g, 1.0)()
-        found = test(_FE_ALL)
-        clear(_FE_ALL)
-        return found
-
-    big = 1e30 if key == "f" else 1e300
-    inexact = raised([[0.0]], [[1.0 / 3.0]], [[0.1]])
-    over = raised([[0.0]], [[big]], [[-big]]) & ~inexact
-    invalid = raised([[np.inf]], [[np.inf]], [[1.0]]) & ~inexact  # inf - inf
-    if not (over and invalid and not over & invalid):
-        return None
-    return over, invalid
-
-
-def _numpy_cblas(key):
-    import ctypes
-
-    from threadpoolctl import threadpool_info
-
-    paths = [i["filepath"] for i in threadpool_info()
-             if i.get("internal_api") == "openblas" and "numpy" in i["filepath"]]
-    if not paths:
-        return None
-    lib = ctypes.CDLL(paths[0])  # already loaded by numpy: the same library, the same threads
-    name = {"f": "sgemm", "d": "dgemm"}[key]
-    for symbol in (f"scipy_cblas_{name}64_", f"cblas_{name}64_"):
-        f = getattr(lib, symbol, None)
-        if f is not None:
-            break
-    else:
-        return None
-    i64, ptr, real = ctypes.c_int64, ctypes.c_void_p, {"f": ctypes.c_float, "d": ctypes.c_double}[key]
-    f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, real, ptr, i64, ptr, i64, real, ptr, i64]
-    f.restype = None
-    row_major, plain, trans = 101, 111, 112
-
-    def bind(W, x, g, beta):
-        n, w = W.shape
-        m = x.shape[0]
-        size, x0, g0, W0 = x.itemsize, x.ctypes.data, g.ctypes.data, W.ctypes.data
-        whole = partial(f, row_major, trans, plain, i64(n), i64(w), i64(m), real(-1.0), ptr(x0), i64(n),
-                        ptr(g0), i64(w), real(beta), ptr(W0), i64(w))
-
-        def update(lo=0, a=0, b=m, accumulate=False):
-            if not (lo or a or accumulate) and b == m:
-                return whole()
-            f(row_major, trans, plain, n - lo, w, b - a, -1.0, x0 + (a * n + lo) * size, n,
-              g0 + a * w * size, w, 1.0 if accumulate else beta, W0 + lo * w * size, w)
-
-        return update
-
-    return bind
-
-
-def _scipy_gemm(key):
-    from scipy.linalg import blas
-
-    gemm = {"f": blas.sgemm, "d": blas.dgemm}[key]
-
-    def bind(W, x, g, beta):
-        m = x.shape[0]
-
-        def update(lo=0, a=0, b=m, accumulate=False):
-            if lo < len(W):  # W[lo:].T is Fortran-ordered: gemm updates it in place
-                gemm(-1.0, g[a:b].T, x[a:b, lo:].T, 1.0 if accumulate else beta, W[lo:].T, 0, 1, 1)
-
-        return update
-
-    return bind
 
 
 def one_hot(y: np.ndarray, k: int, dtype) -> np.ndarray:
@@ -504,15 +230,15 @@ class Workspace:
         ``beta = 1``): that gradient is never written out nor read back by the update,
         which then covers the other parameters only. Only where the call's floating-point
         exception flags can be read, so an overflow in it is caught at that step like any
-        other (see ``_update_kernel``). Returns whether it is on."""
-        kernel = _update_kernel(self.dtype)
+        other (see :mod:`hpsearch.mlp._blas`). Returns whether it is on."""
+        kernel = _blas.update_kernel(self.dtype)
         if not (self.train and type(optimizer) is SGD and kernel is not None
-                and (kernel[1] or self.rows <= FUSE_MAX_ROWS) and optimizer.prescale == self._grad_scale):
+                and (kernel.any_rows or self.rows <= FUSE_MAX_ROWS) and optimizer.prescale == self._grad_scale):
             return False
         model = self.model
         n1 = model.W[0].size  # W_1 opens the parameter vector
         beta = 1.0 - self.wd * self._grad_scale  # weight decay: W <- (1 - lr wd) W - lr dW
-        self.fused = (kernel[0](self.W1, self.x, self.g1T, beta),
+        self.fused = (kernel, kernel.bind(self.W1, self.x, self.g1T, beta),
                       model.params[n1:], model.grads[n1:],
                       self.wd_vec[n1:] if self.wd else None, self.wd_tmp[n1:] if self.wd else None)
         return True
@@ -684,9 +410,9 @@ class Workspace:
         except FloatingPointError as err:
             raise Blowup.from_fpe(err, f"backward layer {i + 1}") from None
         if fused is not None:
-            update_w1, params, grads, wd_vec, wd_tmp = fused
+            kernel, update_w1, params, grads, wd_vec, wd_tmp = fused
             starts = self.starts
-            fpe_clear(_FE_ALL)
+            kernel.clear_flags()
             if starts is None:
                 update_w1()  # W_1 <- beta W_1 - x^T g1T, in place
             else:  # group by group; the first applies beta from the earliest start on
@@ -695,10 +421,9 @@ class Workspace:
                 update_w1(lo, *bounds[0])
                 for (a, b), start in zip(bounds[1:], starts[1:]):
                     update_w1(start, a, b, True)
-            flags = fpe_test(_FE_OVERFLOW | _FE_INVALID)
-            if flags:
-                fpe_clear(_FE_ALL)
-                raise Blowup("overflow" if flags & _FE_OVERFLOW else "nan", "update layer 1")
+            failed = kernel.failure()
+            if failed:
+                raise Blowup(failed, "update layer 1")
             try:
                 if self.wd:  # rows no product reached, and the constant inputs': their decay
                     decay = 1.0 - self.wd * self._grad_scale
@@ -772,7 +497,7 @@ class Workspace:
             if fused is None:
                 optimizer.update(model.params, model.grads)
             else:
-                optimizer.update(fused[1], fused[2])
+                optimizer.update(fused[2], fused[3])
         except FloatingPointError as err:
             raise Blowup.from_fpe(err, f"update layer {self._worst_layer()}") from None
         if tracing:

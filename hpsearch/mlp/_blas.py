@@ -1,0 +1,193 @@
+"""An in-place BLAS gemm whose floating-point flags can be read: the fused SGD update.
+
+numpy's matmul cannot accumulate into its output. BLAS gemm can (C <- beta C + alpha AB):
+we call numpy's own BLAS through ctypes (its cblas symbols with 64-bit integers, as in
+the scipy-openblas64 wheels), else scipy's wrapper of its BLAS. Either must pass a probe
+that checks its result and that the C library's fetestexcept sees the overflow and the
+invalid operation it raises; otherwise there is no fusion.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+FE_ALL = 0xFF  # every exception bit the platform has (fe* functions mask the rest)
+
+
+class UpdateKernel:
+    """A probed in-place gemm for one dtype, and how to read the flags it raises.
+
+    ``bind(W, x, g, beta)`` returns ``update(lo=0, a=0, b=m, accumulate=False)`` doing
+    ``W[lo:] <- beta' W[lo:] - x[a:b, lo:]^T g[a:b]`` in place, ``beta' = 1 if accumulate
+    else beta`` (``W`` (n, w), ``x`` (m, n) and ``g`` (m, w), all C-contiguous);
+    ``any_rows`` says whether it beats the plain path at every batch size, or only for
+    small ones. Around a call: :meth:`clear_flags`, then :meth:`failure`.
+    """
+
+    __slots__ = ("bind", "any_rows", "source", "_test", "_clear", "_overflow", "_invalid")
+
+    def __init__(self, bind, any_rows: bool, source: str, test, clear, overflow: int, invalid: int):
+        self.bind, self.any_rows, self.source = bind, any_rows, source
+        self._test, self._clear, self._overflow, self._invalid = test, clear, overflow, invalid
+
+    def clear_flags(self) -> None:
+        self._clear(FE_ALL)
+
+    def failure(self) -> str | None:
+        """``"overflow"``, ``"nan"`` or ``None``: what the calls since :meth:`clear_flags` raised."""
+        flags = self._test(self._overflow | self._invalid)
+        if not flags:
+            return None
+        self._clear(FE_ALL)
+        return "overflow" if flags & self._overflow else "nan"
+
+    def __repr__(self) -> str:
+        return f"UpdateKernel({self.source}, any_rows={self.any_rows})"
+
+
+class KernelProbe:
+    """Finds, once per dtype, the first of ``sources`` that passes the probe.
+
+    ``sources`` are ``(name, make, any_rows)``: ``make(dtype_char)`` returns a ``bind``
+    (see :class:`UpdateKernel`) or ``None``.
+    """
+
+    def __init__(self, sources=None):
+        self.sources = sources if sources is not None else (
+            ("numpy_cblas", _numpy_cblas, True), ("scipy_gemm", _scipy_gemm, False))
+        self._found: dict[str, UpdateKernel | None] = {}
+        self._fenv = None
+
+    def kernel(self, dtype) -> UpdateKernel | None:
+        """The kernel for ``dtype``, or ``None`` (then the plain path)."""
+        key = np.dtype(dtype).char
+        if key not in self._found:
+            try:
+                self._found[key] = self._probe(key)
+            except Exception:  # no fenv access, no usable BLAS symbol: the plain path
+                self._found[key] = None
+        return self._found[key]
+
+    def _probe(self, key: str) -> UpdateKernel | None:
+        if self._fenv is None:
+            import ctypes
+            import ctypes.util
+
+            libm = ctypes.CDLL(ctypes.util.find_library("m"))
+            test, clear = libm.fetestexcept, libm.feclearexcept
+            test.argtypes = clear.argtypes = [ctypes.c_int]
+            self._fenv = test, clear
+        test, clear = self._fenv
+        for name, make, any_rows in self.sources:
+            try:
+                bind = make(key)
+            except Exception:
+                continue
+            if bind is None:
+                continue
+            flags = _probe_flags(bind, key, test, clear)
+            if flags is not None:
+                return UpdateKernel(bind, any_rows, name, test, clear, *flags)
+        return None
+
+
+def update_kernel(dtype) -> UpdateKernel | None:
+    """The fused-update kernel for ``dtype`` (probed at first use), or ``None``."""
+    return KERNELS.kernel(dtype)  # the module's probe (tests swap it for one with other sources)
+
+
+def _probe_flags(bind, key, test, clear):
+    """(overflow bit, invalid bit) if ``bind`` computes right and raises both visibly."""
+    rng = np.random.default_rng(0)
+    W, x, g = rng.random((5, 3)).astype(key), rng.random((4, 5)).astype(key), rng.random((4, 3)).astype(key)
+    want = 0.5 * W - x.T @ g
+    bind(W, x, g, 0.5)()
+    if not np.allclose(W, want, rtol=1e-5):
+        return None
+    # row groups from their own first input: rows 0-1 from input 1, rows 2-3 from input 3
+    want = W.copy()
+    want[1:] = 0.5 * W[1:] - x[:2, 1:].T @ g[:2]
+    want[3:] -= x[2:, 3:].T @ g[2:]
+    update = bind(W, x, g, 0.5)
+    update(1, 0, 2)
+    update(3, 2, 4, True)
+    if not np.allclose(W, want, rtol=1e-5):
+        return None
+
+    def raised(w, x, g):
+        w, x, g = (np.array(a, key) for a in (w, x, g))
+        clear(FE_ALL)
+        bind(w, x, g, 1.0)()
+        found = test(FE_ALL)
+        clear(FE_ALL)
+        return found
+
+    big = 1e30 if key == "f" else 1e300
+    inexact = raised([[0.0]], [[1.0 / 3.0]], [[0.1]])
+    over = raised([[0.0]], [[big]], [[-big]]) & ~inexact
+    invalid = raised([[np.inf]], [[np.inf]], [[1.0]]) & ~inexact  # inf - inf
+    if not (over and invalid and not over & invalid):
+        return None
+    return over, invalid
+
+
+def _numpy_cblas(key):
+    import ctypes
+
+    from threadpoolctl import threadpool_info
+
+    paths = [i["filepath"] for i in threadpool_info()
+             if i.get("internal_api") == "openblas" and "numpy" in i["filepath"]]
+    if not paths:
+        return None
+    lib = ctypes.CDLL(paths[0])  # already loaded by numpy: the same library, the same threads
+    name = {"f": "sgemm", "d": "dgemm"}[key]
+    for symbol in (f"scipy_cblas_{name}64_", f"cblas_{name}64_"):
+        f = getattr(lib, symbol, None)
+        if f is not None:
+            break
+    else:
+        return None
+    i64, ptr, real = ctypes.c_int64, ctypes.c_void_p, {"f": ctypes.c_float, "d": ctypes.c_double}[key]
+    f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, real, ptr, i64, ptr, i64, real, ptr, i64]
+    f.restype = None
+    row_major, plain, trans = 101, 111, 112
+
+    def bind(W, x, g, beta):
+        n, w = W.shape
+        m = x.shape[0]
+        size, x0, g0, W0 = x.itemsize, x.ctypes.data, g.ctypes.data, W.ctypes.data
+        whole = partial(f, row_major, trans, plain, i64(n), i64(w), i64(m), real(-1.0), ptr(x0), i64(n),
+                        ptr(g0), i64(w), real(beta), ptr(W0), i64(w))
+
+        def update(lo=0, a=0, b=m, accumulate=False):
+            if not (lo or a or accumulate) and b == m:
+                return whole()
+            f(row_major, trans, plain, n - lo, w, b - a, -1.0, x0 + (a * n + lo) * size, n,
+              g0 + a * w * size, w, 1.0 if accumulate else beta, W0 + lo * w * size, w)
+
+        return update
+
+    return bind
+
+
+def _scipy_gemm(key):
+    from scipy.linalg import blas
+
+    gemm = {"f": blas.sgemm, "d": blas.dgemm}[key]
+
+    def bind(W, x, g, beta):
+        m = x.shape[0]
+
+        def update(lo=0, a=0, b=m, accumulate=False):
+            if lo < len(W):  # W[lo:].T is Fortran-ordered: gemm updates it in place
+                gemm(-1.0, g[a:b].T, x[a:b, lo:].T, 1.0 if accumulate else beta, W[lo:].T, 0, 1, 1)
+
+        return update
+
+    return bind
+
+
+KERNELS = KernelProbe()

@@ -1,0 +1,57 @@
+"""Checks of the arrays handed to ``train``: shapes, finiteness, labels."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hpsearch.errors import DataError
+
+
+def _all_finite(x: np.ndarray) -> bool:
+    # one fast pass: the sum of squares is finite unless some value is not (or it
+    # overflows on huge values: then look element by element)
+    if math.isfinite(float(np.vdot(x, x))):
+        return True
+    return bool(np.isfinite(x).all())
+
+
+def check_xy(x, y, name: str, dtype, constants: bool = False):
+    """``(x, y)`` as arrays of ``dtype`` and int labels, or a :class:`DataError`. With
+    ``constants``, also ``(constant, lo)``: which columns hold one value, and each
+    column's minimum -- from one min/max pass, which checks finiteness too (NaN and
+    inf reach the ends)."""
+    x = np.ascontiguousarray(x, dtype=dtype)
+    if x.ndim != 2:
+        raise DataError(f"x_{name} must be a 2-D array (samples, features), got shape {x.shape}")
+    if not constants:
+        if not _all_finite(x):
+            _not_finite(x, name)
+        return x, _check_y(x, y, name)
+    if not len(x):
+        return x, _check_y(x, y, name), np.zeros(x.shape[1], bool), np.zeros(x.shape[1], x.dtype)
+    with np.errstate(all="ignore"):
+        lo, hi = np.minimum.reduce(x, axis=0), np.maximum.reduce(x, axis=0)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        _not_finite(x, name)
+    return x, _check_y(x, y, name), lo == hi, lo
+
+
+def _not_finite(x, name):
+    raise DataError(f"x_{name} must be finite, got NaN or inf in {np.count_nonzero(~np.isfinite(x))} values")
+
+
+def _check_y(x, y, name):
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"y_{name} must be 1-D with one label per row of x_{name} ({len(x)}), "
+                        f"got shape {y.shape}")
+    if len(y) and not np.issubdtype(y.dtype, np.integer):
+        whole = np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all()
+        if not whole:  # 3.0 is a label, 0.5 or nan is not
+            raise DataError(f"y_{name} must hold integer class labels, got dtype {y.dtype}")
+    y = y.astype(np.intp)
+    if len(y) and y.min() < 0:
+        raise DataError(f"y_{name} labels must be >= 0, got {int(y.min())}")
+    return y
