@@ -179,70 +179,32 @@ def _names(module: str, attr: str, family: str) -> _Rule:
     return _Rule("name", family=family, registry=_registry(module, attr))
 
 
-def _dtypes() -> Mapping:
-    import hpsearch.mlp as mlp
-
-    found = getattr(mlp, "DTYPES", None)
-    if found is None:  # not re-exported by hpsearch.mlp (yet)
-        from hpsearch.mlp._config import DTYPES as found
-    return dict.fromkeys(found)
-
-
-_POSITIVE = _Rule("float", low=0, low_open=True)
-_NON_NEGATIVE = _Rule("float", low=0)
-_FRACTION = _Rule("float", low=0, high=1)  # [0, 1)
-_ANY_FLOAT = _Rule("float")
 _AT_LEAST_ONE = _Rule("int", low=1)
 
+#: the data parameters' rules; the MLP's come from its own constraint table (_known_params)
 _RULES: dict[str, _Rule] = {
-    "hidden": _AT_LEAST_ONE,  # per layer
-    "activation": _names("hpsearch.mlp", "ACTIVATIONS", "activation"),
-    "alpha": _NON_NEGATIVE,
-    "loss": _names("hpsearch.mlp", "LOSSES", "loss"),
-    "weight_init": _names("hpsearch.mlp", "INITIALIZERS", "weight initializer"),
-    "init_mean": _ANY_FLOAT,
-    "init_std": _NON_NEGATIVE,
-    "init_low": _ANY_FLOAT,
-    "init_high": _ANY_FLOAT,
-    "bias_init": _names("hpsearch.mlp", "BIAS_INITIALIZERS", "bias initializer"),
-    "bias_mean": _ANY_FLOAT,
-    "bias_std": _NON_NEGATIVE,
-    "bias_low": _ANY_FLOAT,
-    "bias_high": _ANY_FLOAT,
-    "optimizer": _names("hpsearch.mlp", "OPTIMIZERS", "optimizer"),
-    "lr": _POSITIVE,
-    "momentum": _FRACTION,
-    "rho": _FRACTION,
-    "beta1": _FRACTION,
-    "beta2": _FRACTION,
-    "eps": _POSITIVE,
-    "weight_decay": _NON_NEGATIVE,
-    "dropout": _FRACTION,
-    "batch_norm": _Rule("bool"),
-    "bn_momentum": _FRACTION,
-    "batch_size": _AT_LEAST_ONE,
-    "epochs": _AT_LEAST_ONE,
-    "dtype": _Rule("name", family="dtype", registry=_dtypes),
-    "seed": _Rule("int", low=0),
     "normalizer": _names("hpsearch.data", "NORMALIZERS", "normalizer"),
     "norm_axis": _names("hpsearch.data", "NORM_AXES", "norm_axis"),
 }
 
 
+def _from_constraint(constraint) -> _Rule:
+    """The DSL's rule for an MLP field, derived from ``hpsearch.mlp.CONSTRAINTS``."""
+    if constraint.kind == "name":
+        return _Rule("name", family=constraint.family, registry=lambda: dict.fromkeys(constraint.names()))
+    if constraint.kind == "bool":
+        return _Rule("bool")  # in a file, true or false only
+    return _Rule(constraint.kind, low=constraint.low, high=constraint.high,
+                 low_open=constraint.low_open, high_open=constraint.high_open)
+
+
 @functools.cache
 def _known_params() -> dict[str, _Rule]:
-    """Every name ``[params]`` accepts: the fields of ``MLPConfig`` plus the data parameters."""
+    """Every name ``[params]`` accepts: the fields of ``MLPConfig`` (each with the rule of
+    its constraint; ``hidden``'s is per layer) plus the data parameters."""
     from hpsearch.mlp import MLPConfig
 
-    known = {}
-    for f in dataclasses.fields(MLPConfig):
-        rule = _RULES.get(f.name)
-        if rule is None:  # a field added to the MLP after this table: judge by its default
-            default = f.default
-            kind = "bool" if isinstance(default, bool) else "int" if _is_int(default) else (
-                "float" if isinstance(default, float) else "any")
-            rule = _Rule(kind)
-        known[f.name] = rule
+    known = {name: _from_constraint(c) for name, c in MLPConfig.constraints().items()}
     for name in DATA_PARAMS:
         known[name] = _RULES[name]
     return known

@@ -2,11 +2,14 @@
 
 Knows nothing about Optuna, TOML or files: ``train(config, arrays)`` returns a
 :class:`History` or raises :class:`hpsearch.errors.Diverged`. Every name a user
-writes is a key of one of the registries below.
+writes is a key of one of the registries below. ``CONSTRAINTS`` (also
+``MLPConfig.constraints()``) says what each config field accepts, and
+``ORDERED_PAIRS`` which fields must hold ``low < high``: the search-space DSL
+validates against them.
 """
 
 from hpsearch.mlp._activations import ACTIVATIONS
-from hpsearch.mlp._config import DTYPES, MLPConfig
+from hpsearch.mlp._config import CONSTRAINTS, DTYPES, ORDERED_PAIRS, MLPConfig
 from hpsearch.mlp._gradcheck import gradient_check
 from hpsearch.mlp._initializers import BIAS_INITIALIZERS, INITIALIZERS
 from hpsearch.mlp._network import MLP
@@ -18,6 +21,7 @@ from hpsearch.mlp._train import History, train
 __all__ = [
     "ACTIVATIONS",
     "BIAS_INITIALIZERS",
+    "CONSTRAINTS",
     "DTYPES",
     "History",
     "INITIALIZERS",
@@ -25,6 +29,7 @@ __all__ = [
     "MLP",
     "MLPConfig",
     "OPTIMIZERS",
+    "ORDERED_PAIRS",
     "TRACE_COLUMNS",
     "gradient_check",
     "train",

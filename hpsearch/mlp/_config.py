@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
-from hpsearch._registry import did_you_mean, lookup
+from hpsearch._registry import did_you_mean
 from hpsearch.errors import HPSearchError
 from hpsearch.mlp._activations import ACTIVATIONS
+from hpsearch.mlp._constraints import Choice, Constraint, Flag, Interval, Name
 from hpsearch.mlp._initializers import BIAS_INITIALIZERS, INITIALIZERS
 from hpsearch.mlp._losses import LOSSES
 from hpsearch.mlp._optimizers import OPTIMIZERS
@@ -18,64 +19,42 @@ from hpsearch.mlp._optimizers import OPTIMIZERS
 DTYPES = ("float32", "float64")
 
 
-class _Rule:
-    """A range rule that checks a number and describes itself for the error message."""
-
-    def __init__(self, text: str, test):
-        self.text = text
-        self.test = test
-
-    def check(self, name: str, value) -> None:
-        if not self.test(value):
-            raise HPSearchError(f"MLP parameter {name!r} must be {self.text}, got {value!r}")
-
-
-def _gt(lo):
-    return _Rule(f"> {lo}", lambda v: v > lo)
-
-
-def _ge(lo):
-    return _Rule(f">= {lo}", lambda v: v >= lo)
-
-
-def _in_unit(lo_closed: bool = True):
-    return _Rule("in [0, 1)" if lo_closed else "in (0, 1)",
-                 (lambda v: 0 <= v < 1) if lo_closed else (lambda v: 0 < v < 1))
-
-
-_FINITE = _Rule("a finite number", math.isfinite)
-
-# (field, registry, family) for every name a user writes
-_REGISTRY_FIELDS = (
-    ("activation", ACTIVATIONS, "activation"),
-    ("loss", LOSSES, "loss"),
-    ("weight_init", INITIALIZERS, "weight initializer"),
-    ("bias_init", BIAS_INITIALIZERS, "bias initializer"),
-    ("optimizer", OPTIMIZERS, "optimizer"),
-)
-
-_INT_FIELDS = {"batch_size": _ge(1), "epochs": _ge(1), "seed": _ge(0)}
-
-_FLOAT_FIELDS = {
-    "alpha": _ge(0),
-    "init_mean": None,
-    "init_std": _ge(0),
-    "init_low": None,
-    "init_high": None,
-    "bias_mean": None,
-    "bias_std": _ge(0),
-    "bias_low": None,
-    "bias_high": None,
-    "lr": _gt(0),
-    "momentum": _in_unit(),
-    "rho": _in_unit(),
-    "beta1": _in_unit(),
-    "beta2": _in_unit(),
-    "eps": _gt(0),
-    "weight_decay": _ge(0),
-    "dropout": _in_unit(),
-    "bn_momentum": _in_unit(),
-}
+# What every field accepts: the one source of these rules (the search-space DSL reads it).
+# ``hidden`` is a list; its constraint applies to each layer's width.
+_FRACTION = dict(low=0, high=1)  # [0, 1)
+CONSTRAINTS: Mapping[str, Constraint] = MappingProxyType({
+    "hidden": Interval("int", low=1),
+    "activation": Name("activation", ACTIVATIONS),
+    "alpha": Interval("float", low=0),
+    "loss": Name("loss", LOSSES),
+    "weight_init": Name("weight initializer", INITIALIZERS),
+    "init_mean": Interval("float"),
+    "init_std": Interval("float", low=0),
+    "init_low": Interval("float"),
+    "init_high": Interval("float"),
+    "bias_init": Name("bias initializer", BIAS_INITIALIZERS),
+    "bias_mean": Interval("float"),
+    "bias_std": Interval("float", low=0),
+    "bias_low": Interval("float"),
+    "bias_high": Interval("float"),
+    "optimizer": Name("optimizer", OPTIMIZERS),
+    "lr": Interval("float", low=0, low_open=True),
+    "momentum": Interval("float", **_FRACTION),
+    "rho": Interval("float", **_FRACTION),
+    "beta1": Interval("float", **_FRACTION),
+    "beta2": Interval("float", **_FRACTION),
+    "eps": Interval("float", low=0, low_open=True),
+    "weight_decay": Interval("float", low=0),
+    "dropout": Interval("float", **_FRACTION),
+    "batch_norm": Flag(),
+    "bn_momentum": Interval("float", **_FRACTION),
+    "batch_size": Interval("int", low=1),
+    "epochs": Interval("int", low=1),
+    "dtype": Choice("dtype", dict.fromkeys(DTYPES)),
+    "seed": Interval("int", low=0),
+})
+#: (low, high) pairs of fields that must hold low < high
+ORDERED_PAIRS = (("init_low", "init_high"), ("bias_low", "bias_high"))
 
 
 @dataclass(frozen=True)
@@ -123,44 +102,28 @@ class MLPConfig:
         hidden = tuple(hidden)
         if not hidden:
             raise HPSearchError("MLP parameter 'hidden' must have at least one layer, got ()")
+        width_rule = CONSTRAINTS["hidden"]
         for i, width in enumerate(hidden):
-            if not _is_int(width):
-                raise HPSearchError(f"MLP parameter 'hidden[{i}]' must be an integer, got {width!r}")
-            if width < 1:
-                raise HPSearchError(f"MLP parameter 'hidden[{i}]' must be >= 1, got {width!r}")
-        set_("hidden", tuple(int(w) for w in hidden))
+            width_rule.check(f"hidden[{i}]", width)
+        set_("hidden", tuple(width_rule.coerce(w) for w in hidden))
 
-        for name, registry, family in _REGISTRY_FIELDS:
-            lookup(registry, getattr(self, name), family)
-
-        for name, rule in _INT_FIELDS.items():
-            value = getattr(self, name)
-            if not _is_int(value):
-                raise HPSearchError(f"MLP parameter {name!r} must be an integer, got {value!r}")
-            rule.check(name, value)
-            set_(name, int(value))
-
-        for name, rule in _FLOAT_FIELDS.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise HPSearchError(f"MLP parameter {name!r} must be a number, got {value!r}")
-            _FINITE.check(name, value)
-            if rule is not None:
+        for name, rule in CONSTRAINTS.items():
+            if name != "hidden":
+                value = getattr(self, name)
                 rule.check(name, value)
-            set_(name, float(value))
+                set_(name, rule.coerce(value))
 
-        if self.init_low >= self.init_high:
-            raise HPSearchError("MLP parameters 'init_low' < 'init_high' required, "
-                                f"got init_low={self.init_low!r}, init_high={self.init_high!r}")
-        if self.bias_low >= self.bias_high:
-            raise HPSearchError("MLP parameters 'bias_low' < 'bias_high' required, "
-                                f"got bias_low={self.bias_low!r}, bias_high={self.bias_high!r}")
-        if not isinstance(self.batch_norm, (bool, numbers.Integral)) or self.batch_norm not in (0, 1):
-            raise HPSearchError(f"MLP parameter 'batch_norm' must be true or false, got {self.batch_norm!r}")
-        set_("batch_norm", bool(self.batch_norm))
-        if self.dtype not in DTYPES:
-            raise HPSearchError(f"MLP parameter 'dtype' must be one of {', '.join(DTYPES)}, "
-                                f"got {self.dtype!r}")
+        for low, high in ORDERED_PAIRS:
+            if getattr(self, low) >= getattr(self, high):
+                raise HPSearchError(f"MLP parameters {low!r} < {high!r} required, "
+                                    f"got {low}={getattr(self, low)!r}, {high}={getattr(self, high)!r}")
+
+    @classmethod
+    def constraints(cls) -> Mapping[str, Constraint]:
+        """What each field accepts (``hpsearch.mlp.CONSTRAINTS``): field -> constraint with
+        ``kind``, ``describe()``, ``problem(value)``, ``check(name, value)``, ``coerce(value)``
+        (and ``names()`` for the ``name`` kind). ``hidden``'s applies to each layer's width."""
+        return CONSTRAINTS
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "MLPConfig":
@@ -179,7 +142,3 @@ class MLPConfig:
 
     def replace(self, **changes) -> "MLPConfig":
         return dataclasses.replace(self, **changes)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
