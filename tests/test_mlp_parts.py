@@ -202,6 +202,33 @@ def test_optimizer_leaves_gradient_untouched():
         np.testing.assert_array_equal(g, [1.0, -2.0])
 
 
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizer_state_restored_into_a_fresh_optimizer_continues_the_same_run(name):
+    # the divergence replay snapshots state() and restores it with load_state()
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal(4) for _ in range(6)]
+    opt = OPTIMIZERS[name].from_config(MLPConfig(optimizer=name, lr=0.1))
+    assert opt.state() == {"t": 0}
+    p = np.ones(4)
+    for g in grads[:3]:
+        opt.update(p, g)
+    saved = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in opt.state().items()}
+    assert saved["t"] == 3 and set(saved) == {"t", *opt.state_names}
+    p_saved = p.copy()
+    for g in grads[3:]:
+        opt.update(p, g)
+    for target in (opt, OPTIMIZERS[name].from_config(MLPConfig(optimizer=name, lr=0.1))):
+        target.load_state(saved)
+        q = p_saved.copy()
+        for g in grads[3:]:
+            target.update(q, g)
+        np.testing.assert_array_equal(q, p)
+
+
+def test_only_plain_sgd_declares_its_update_fusable():
+    assert {name for name, cls in OPTIMIZERS.items() if cls.fusable} == {"sgd"}
+
+
 # -- gradient check -------------------------------------------------------------------
 def small_problem(seed=1):
     rng = np.random.default_rng(seed)

@@ -335,6 +335,19 @@ def test_the_fused_first_layer_update_is_plain_sgd_and_reports_overflow(dtype, k
         assert (info.value.reason, info.value.where) == ("overflow", where)
 
 
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_a_workspace_fuses_the_update_of_fusable_optimizers_only(name):
+    from hpsearch.mlp import _blas
+    from hpsearch.mlp._workspace import Workspace
+
+    if _blas.update_kernel("float32") is None:
+        pytest.skip("no BLAS kernel passed the probe here")
+    config = MLPConfig(hidden=(6,), optimizer=name, batch_size=8)
+    opt = OPTIMIZERS[name].from_config(config)
+    ws = Workspace(MLP(config, 5, 3), 8, train=True, grad_scale=opt.prescale)
+    assert ws.fuse_sgd(opt) == opt.fusable == (name == "sgd")
+
+
 @pytest.mark.parametrize("changes", [
     {},  # plain sgd: the fused first-layer update
     {"weight_decay": 0.01, "batch_size": 100},  # 6 row groups

@@ -7,6 +7,13 @@ network, so one update is a handful of ufunc calls whatever the depth.
 ``prescale``: the trainer may hand ``update`` gradients already multiplied by this
 factor, folded for free into the output layer's delta. Plain SGD uses the learning
 rate, so its whole update is one subtraction; the others use 1.
+
+``fusable``: the update is ``params -= grads`` and nothing else (no state), so a
+trainer may apply it to some parameters inside the product that computes their
+gradient (see ``Workspace.fuse_sgd``). Only plain SGD.
+
+``state()`` / ``load_state(state)``: the update count ``t`` and the state arrays, to
+snapshot and restore a run (the divergence replay).
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ import numpy as np
 
 class Optimizer:
     name = ""
-
     prescale = 1.0
+    fusable = False
+    state_names: tuple[str, ...] = ()  # the state arrays, created by the first update
 
     def __init__(self, lr: float):
         self.lr = float(lr)
@@ -30,9 +38,25 @@ class Optimizer:
     def update(self, params: np.ndarray, grads: np.ndarray) -> None:
         raise NotImplementedError
 
-    def state_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays of the optimizer's state (scratch buffers excluded)."""
-        return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray) and k != "_tmp"}
+    def state(self) -> dict:
+        """``{"t": updates done, <name>: array for each of state_names}``: the live arrays
+        (copy them to keep them), none before the first update."""
+        arrays = self.__dict__
+        return {"t": self.t, **{k: arrays[k] for k in self.state_names if k in arrays}}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from ``state`` (as :meth:`state` returned it; the arrays are copied).
+        At ``t == 0`` the next update creates the state afresh."""
+        self.t = int(state["t"])
+        for k in self.state_names:
+            if k in state:
+                mine = self.__dict__.get(k)
+                if mine is not None and mine.shape == state[k].shape:
+                    np.copyto(mine, state[k])
+                else:
+                    self.__dict__[k] = np.array(state[k])
+        if self.t and self.state_names and "_tmp" not in self.__dict__:
+            self._tmp = np.empty_like(state[self.state_names[0]])
 
     def __repr__(self) -> str:
         return f"{self.name} lr={self.lr:.3g}"
@@ -42,6 +66,7 @@ class SGD(Optimizer):
     """``p -= lr * g``; ``grads`` arrive as ``lr * g`` (see ``prescale``)."""
 
     name = "sgd"
+    fusable = True
 
     def __init__(self, lr: float):
         super().__init__(lr)
@@ -56,6 +81,7 @@ class Momentum(Optimizer):
     """``v = momentum * v - lr * g; p += v``."""
 
     name = "momentum"
+    state_names = ("v",)
 
     def __init__(self, lr: float, momentum: float = 0.9):
         super().__init__(lr)
@@ -67,19 +93,20 @@ class Momentum(Optimizer):
 
     def update(self, params, grads):
         if self.t == 0:
-            self._v = np.zeros_like(params)
+            self.v = np.zeros_like(params)
             self._tmp = np.empty_like(params)
         self.t += 1
-        np.multiply(self._v, self.momentum, out=self._v)
+        np.multiply(self.v, self.momentum, out=self.v)
         np.multiply(grads, self.lr, out=self._tmp)
-        np.subtract(self._v, self._tmp, out=self._v)
-        np.add(params, self._v, out=params)
+        np.subtract(self.v, self._tmp, out=self.v)
+        np.add(params, self.v, out=params)
 
 
 class AdaGrad(Optimizer):
     """``h += g^2; p -= lr * g / (sqrt(h) + eps)``."""
 
     name = "adagrad"
+    state_names = ("h",)
 
     def __init__(self, lr: float, eps: float = 1e-8):
         super().__init__(lr)
@@ -91,13 +118,13 @@ class AdaGrad(Optimizer):
 
     def update(self, params, grads):
         if self.t == 0:
-            self._h = np.zeros_like(params)
+            self.h = np.zeros_like(params)
             self._tmp = np.empty_like(params)
         self.t += 1
         tmp = self._tmp
         np.multiply(grads, grads, out=tmp)
-        np.add(self._h, tmp, out=self._h)
-        np.sqrt(self._h, out=tmp)
+        np.add(self.h, tmp, out=self.h)
+        np.sqrt(self.h, out=tmp)
         np.add(tmp, self.eps, out=tmp)
         np.divide(grads, tmp, out=tmp)
         np.multiply(tmp, self.lr, out=tmp)
@@ -108,6 +135,7 @@ class RMSprop(Optimizer):
     """``h = rho * h + (1 - rho) * g^2; p -= lr * g / (sqrt(h) + eps)``."""
 
     name = "rmsprop"
+    state_names = ("h",)
 
     def __init__(self, lr: float, rho: float = 0.99, eps: float = 1e-8):
         super().__init__(lr)
@@ -120,15 +148,15 @@ class RMSprop(Optimizer):
 
     def update(self, params, grads):
         if self.t == 0:
-            self._h = np.zeros_like(params)
+            self.h = np.zeros_like(params)
             self._tmp = np.empty_like(params)
         self.t += 1
         tmp = self._tmp
         np.multiply(grads, grads, out=tmp)
         np.multiply(tmp, 1.0 - self.rho, out=tmp)
-        np.multiply(self._h, self.rho, out=self._h)
-        np.add(self._h, tmp, out=self._h)
-        np.sqrt(self._h, out=tmp)
+        np.multiply(self.h, self.rho, out=self.h)
+        np.add(self.h, tmp, out=self.h)
+        np.sqrt(self.h, out=tmp)
         np.add(tmp, self.eps, out=tmp)
         np.divide(grads, tmp, out=tmp)
         np.multiply(tmp, self.lr, out=tmp)
@@ -139,6 +167,7 @@ class Adam(Optimizer):
     """Kingma & Ba: bias-corrected moments, ``p -= lr * m_hat / (sqrt(v_hat) + eps)``."""
 
     name = "adam"
+    state_names = ("m", "v")
 
     def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(lr)
@@ -152,11 +181,11 @@ class Adam(Optimizer):
 
     def update(self, params, grads):
         if self.t == 0:
-            self._m = np.zeros_like(params)
-            self._v = np.zeros_like(params)
+            self.m = np.zeros_like(params)
+            self.v = np.zeros_like(params)
             self._tmp = np.empty_like(params)
         self.t += 1
-        b1, b2, tmp, m, v = self.beta1, self.beta2, self._tmp, self._m, self._v
+        b1, b2, tmp, m, v = self.beta1, self.beta2, self._tmp, self.m, self.v
         np.subtract(grads, m, out=tmp)  # m += (1 - b1) (g - m)
         np.multiply(tmp, 1.0 - b1, out=tmp)
         np.add(m, tmp, out=m)

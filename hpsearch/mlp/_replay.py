@@ -29,7 +29,7 @@ class Snapshots:
         return {"params": model.params,
                 **{f"mean{i}": a for i, a in enumerate(model.running_mean)},
                 **{f"var{i}": a for i, a in enumerate(model.running_var)},
-                **{f"opt.{k}": a for k, a in self.optimizer.state_arrays().items()}}
+                **{f"opt.{k}": a for k, a in self.optimizer.state().items() if k != "t"}}
 
     def take(self, step: int) -> None:
         slot = self.slots.pop(0) if len(self.slots) == 2 else {"arrays": {}}
@@ -58,10 +58,7 @@ class Snapshots:
             np.copyto(a, kept[f"mean{i}"])
         for i, a in enumerate(model.running_var):
             np.copyto(a, kept[f"var{i}"])
-        opt.t = slot["t"]  # at t == 0 the optimizer re-creates its state on the next update
-        for key, a in kept.items():
-            if key.startswith("opt."):
-                setattr(opt, key[4:], a.copy())
+        opt.load_state({"t": slot["t"], **{k[4:]: a for k, a in kept.items() if k.startswith("opt.")}})
         if self.rng is not None:
             self.rng.bit_generator.state = slot["rng"]
         return slot["step"]

@@ -304,13 +304,11 @@ class _Evaluator:
         rows = self.ws.rows
         for start in range(0, n, rows):
             end = min(start + rows, n)
-            part = self.ws.resized(end - start)
-            part.starts = None if starts is None else starts[start // rows:start // rows + 1]
             try:
-                part._forward(x[start:end].T, False, part.out)
+                scores[:, start:end] = self.ws.resized(end - start).scores(
+                    x[start:end].T, None if starts is None else starts[start // rows])
             except Blowup as b:
                 raise Blowup(b.reason, f"{what} {b.where}") from None
-            scores[:, start:end] = part.out
         loss = self.model.loss
         try:
             total = loss.fm_total(scores, y)

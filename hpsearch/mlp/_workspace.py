@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hpsearch.mlp import _blas
-from hpsearch.mlp._optimizers import SGD
 
 if TYPE_CHECKING:
     from hpsearch.mlp._network import MLP
@@ -225,14 +224,15 @@ class Workspace:
             self.wd_vec = self.model.weight_mask * (self.wd * self._grad_scale)
 
     def fuse_sgd(self, optimizer) -> bool:
-        """Let :meth:`train_step` apply plain SGD to the first layer's weights inside the
+        """Let :meth:`train_step` apply a ``fusable`` optimizer's update (plain SGD:
+        ``params -= grads``) to the first layer's weights inside the
         product that computes their gradient (``W -= x^T @ g`` as one BLAS ``gemm`` with
         ``beta = 1``): that gradient is never written out nor read back by the update,
         which then covers the other parameters only. Only where the call's floating-point
         exception flags can be read, so an overflow in it is caught at that step like any
         other (see :mod:`hpsearch.mlp._blas`). Returns whether it is on."""
         kernel = _blas.update_kernel(self.dtype)
-        if not (self.train and type(optimizer) is SGD and kernel is not None
+        if not (self.train and optimizer.fusable and kernel is not None
                 and (kernel.any_rows or self.rows <= FUSE_MAX_ROWS) and optimizer.prescale == self._grad_scale):
             return False
         model = self.model
@@ -321,6 +321,15 @@ class Workspace:
         """Output-layer pre-activations for ``x`` (rows, features), shape (rows, K)."""
         self._forward(x.T, train, self.out)
         return self.out.T
+
+    def scores(self, xT, start: int | None = None) -> np.ndarray:
+        """Eval-mode output-layer pre-activations for feature-major inputs ``xT`` (features,
+        rows), shape (K, rows): a view of this workspace's buffer, overwritten by the next
+        pass. ``start``: every row is 0 in the inputs before it, so the first layer's
+        products begin there (see :meth:`set_groups`)."""
+        self.starts = None if start is None else [start]
+        self._forward(xT, False, self.out)
+        return self.out
 
     def _bn_forward(self, i, h, train):
         model = self.model
