@@ -74,36 +74,91 @@ def test_leaky_relu_repr_shows_alpha():
     assert repr(ACTIVATIONS["leaky_relu"](0.13)) == "leaky_relu(0.13)"
 
 
-def loss_of(name, u, y):
-    u = np.asarray(u, float)
-    t = np.eye(u.shape[1])[y]
+# -- losses: the training path (fm_*: feature-major, one column per sample) --------------
+LOSS_TOL = {np.float64: 1e-7, np.float32: 2e-5}  # against float64 oracles
+
+
+def loss_oracle(name, o, y):
+    """Summed loss of outputs ``o`` (K, rows) against labels ``y``, plainly, in float64."""
+    o = np.asarray(o, np.float64)
+    if name == "cross_entropy":
+        return float(-log_softmax(o, axis=0)[y, np.arange(len(y))].sum())
+    return float(0.5 * ((o - np.eye(o.shape[0])[:, y]) ** 2).sum())
+
+
+def numeric_gradient(name, o, y, h=1e-6):
+    """Central differences of the oracle: d(summed loss)/do, shape (K, rows)."""
+    o = np.asarray(o, np.float64)
+    grad = np.empty_like(o)
+    for idx in np.ndindex(o.shape):
+        up, down = o.copy(), o.copy()
+        up[idx] += h
+        down[idx] -= h
+        grad[idx] = (loss_oracle(name, up, y) - loss_oracle(name, down, y)) / (2 * h)
+    return grad
+
+
+def fm_delta_of(name, o, y, scale, fast):
     loss = LOSSES[name]()
-    ws = {k: np.empty((len(u), v.shape[1])) for k, v in loss.workspace(1, u.shape[1], float).items()}
-    delta = np.empty_like(u)
-    total = loss.forward_backward(u, t, ws, delta, 1.0 / len(u), True)
-    return total / len(u), delta
+    k, rows = o.shape
+    ts = np.zeros_like(o)
+    ts[y, np.arange(rows)] = scale
+    delta = np.empty_like(o)
+    ws = loss.fm_workspace(rows, k, o.dtype)
+    with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+        (loss.fm_delta_fast if fast else loss.fm_delta)(o, ts, ws, delta, o.dtype.type(scale))
+    return delta
 
 
-def test_cross_entropy_is_mean_negative_log_softmax_and_its_gradient_is_p_minus_t():
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_fm_delta_is_scale_times_the_numeric_gradient_of_the_summed_loss(name, dtype, fast):
     rng = np.random.default_rng(0)
-    u, y = rng.standard_normal((6, 4)) * 3, np.array([0, 1, 2, 3, 1, 0])
-    value, delta = loss_of("cross_entropy", u, y)
-    assert value == pytest.approx(-log_softmax(u, axis=1)[np.arange(6), y].mean(), rel=1e-12)
-    np.testing.assert_allclose(delta, (np.exp(log_softmax(u, axis=1)) - np.eye(4)[y]) / 6, atol=1e-15)
+    o, y = (rng.standard_normal((4, 7)) * 3).astype(dtype), rng.integers(0, 4, 7)
+    scale = 0.25 / 7  # a learning rate over the batch size
+    want = scale * numeric_gradient(name, o.astype(np.float64), y)
+    np.testing.assert_allclose(fm_delta_of(name, o, y, scale, fast), want, rtol=0, atol=LOSS_TOL[dtype] * scale * 10)
 
 
-def test_cross_entropy_is_safe_for_huge_logits():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_fm_total_is_the_summed_loss_for_any_leading_axes(name, dtype):
+    rng = np.random.default_rng(1)
+    o, y = (rng.standard_normal((3, 5, 6)) * 4).astype(dtype), rng.integers(0, 5, (3, 6))
+    want = sum(loss_oracle(name, o[i].astype(np.float64), y[i]) for i in range(3))
+    assert LOSSES[name]().fm_total(o, y) == pytest.approx(want, rel=LOSS_TOL[dtype])
+    assert LOSSES[name]().fm_total(o[0], y[0]) == pytest.approx(loss_oracle(name, o[0], y[0]), rel=LOSS_TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cross_entropy_is_safe_for_huge_and_tiny_logits(dtype):
+    # column 0 would overflow exp, column 1 underflows to 0 in every class: the fast path
+    # falls back to the shifted softmax and gives the exact gradient
+    o = np.array([[1e4, -3e4, 0.0], [-1e4, -3e4 + 5, 1.0], [0.0, -3e4 + 1, 2.0]], dtype)
+    y = np.array([1, 1, 2])
+    want = np.exp(log_softmax(o.astype(np.float64), axis=0)) - np.eye(3)[:, y]
+    for fast in (False, True):
+        np.testing.assert_allclose(fm_delta_of("cross_entropy", o, y, 1.0, fast), want, atol=1e-6)
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        value, delta = loss_of("cross_entropy", [[1e4, -1e4, 0.0], [-3e4, 3e4, 0.0]], [1, 1])
-    assert value == pytest.approx(1e4)
-    assert np.isfinite(delta).all()
+        total = LOSSES["cross_entropy"]().fm_total(o, y)
+    assert total == pytest.approx(loss_oracle("cross_entropy", o, y), rel=1e-6)
+    by_hand = 2e4 + math.log(1 + math.exp(-5) + math.exp(-4)) + math.log(1 + math.exp(-1) + math.exp(-2))
+    assert total == pytest.approx(by_hand, rel=1e-6)
 
 
-def test_mean_squared_error_is_half_squared_distance_to_one_hot():
-    u, y = np.array([[0.5, 0.2], [0.1, 0.9]]), np.array([0, 1])
-    value, delta = loss_of("mean_squared_error", u, y)
-    assert value == pytest.approx(0.5 * (0.25 + 0.04 + 0.01 + 0.01) / 2)
-    np.testing.assert_allclose(delta, (u - np.eye(2)[y]) / 2)
+def test_an_infinite_total_loss_raises_instead_of_returning_inf():
+    with pytest.raises(FloatingPointError, match="overflow"):
+        LOSSES["mean_squared_error"]().fm_total(np.array([[1e300], [0.0]]), np.array([0]))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_output_is_softmax_or_identity_row_major(name):
+    u = np.random.default_rng(2).standard_normal((5, 3)) * 5
+    loss = LOSSES[name]()
+    out = np.empty_like(u)
+    loss.output(u, loss.workspace(5, 3, u.dtype), out)
+    np.testing.assert_allclose(out, np.exp(log_softmax(u, axis=1)) if name == "cross_entropy" else u, rtol=1e-12)
 
 
 # -- initializers ---------------------------------------------------------------------

@@ -144,6 +144,20 @@ def test_train_metrics_modes(digits):
         train(config, *digits, metric="accuracy")
 
 
+def test_reorder_auto_plans_only_what_pays_always_plans_never_does_not(digits, monkeypatch):
+    # one epoch at batch 10 (one row group): folding digits' few constant inputs saves
+    # less than the reordering costs, so "auto" declines; the weights agree to rounding
+    plans, plan = [], InputOrder.plan
+    monkeypatch.setattr(InputOrder, "plan", staticmethod(lambda *a, **k: plans.append(plan(*a, **k)) or plans[-1]))
+    config = DEFAULT.replace(batch_size=10, epochs=1, dtype="float64")
+    runs = {mode: train(config, *digits, reorder=mode) for mode in ("auto", "always", "never")}
+    assert plans[0] is None and plans[1] is not None and len(plans) == 2
+    np.testing.assert_allclose(runs["always"].model.params, runs["never"].model.params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(runs["auto"].model.params, runs["never"].model.params)
+    with pytest.raises(HPSearchError, match=r"unknown reorder mode 'yes' \(allowed: always, auto, never\)"):
+        train(config, *digits, reorder="yes")
+
+
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 def test_every_optimizer_learns_digits(digits, optimizer):
     config = DEFAULT.replace(optimizer=optimizer, lr=SANE_LR[optimizer], epochs=3)

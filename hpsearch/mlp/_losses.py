@@ -1,18 +1,15 @@
 """Output layer + loss pairs.
 
-``forward_backward(u, t, ws, delta, scale, want)`` takes the output layer's
-pre-activation ``u`` (rows, K) and one-hot targets ``t``; it writes ``scale``
-times the gradient of the *summed* loss with respect to ``u`` into ``delta``
-(the caller passes ``1 / rows`` for the mean, times any gradient scale) and, when
-``want`` is true, returns the summed loss over the rows (else ``None``).
-Softmax and cross-entropy are fused: the gradient is ``softmax(u) - t``.
-
-The training loop works feature-major (one column per sample, see ``_layers``) and
-uses the ``fm_*`` methods: ``fm_delta(o, ts, ws, delta, scale)`` writes
-``delta = scale * softmax(o) - ts`` (cross-entropy) or ``scale * o - ts`` (MSE) for
-outputs ``o`` of shape (K, rows) and targets ``ts`` already multiplied by ``scale``;
-``fm_total(o, y)`` is the summed loss of outputs ``o`` (..., K, rows) against labels
-``y`` (..., rows), computed once per chunk or per epoch (it allocates).
+The training loop works feature-major (one column per sample, see ``_workspace``):
+``fm_delta(o, ts, ws, delta, scale)`` writes ``scale`` times the gradient of the
+*summed* loss with respect to the outputs ``o`` (K, rows) into ``delta``, given
+one-hot targets ``ts`` already multiplied by ``scale`` (the caller passes ``1 / rows``
+for the mean, times any gradient scale): ``scale * softmax(o) - ts`` for
+cross-entropy (softmax and cross-entropy fused), ``scale * o - ts`` for MSE.
+``fm_workspace(rows, K, dtype)`` holds its buffers. ``fm_total(o, y)`` is the summed
+loss of outputs ``o`` (..., K, rows) against labels ``y`` (..., rows), computed once
+per chunk or per epoch (it allocates). ``output(u, ws, out)`` turns row-major scores
+into the network's outputs (``predict_proba``), with buffers from ``workspace``.
 """
 
 from __future__ import annotations
@@ -36,9 +33,6 @@ class Loss:
 
     def workspace(self, rows: int, k: int, dtype) -> dict:
         return {}
-
-    def forward_backward(self, u, t, ws, delta, scale, want):
-        raise NotImplementedError
 
     def output(self, u, ws, out):
         """The network's output for scores ``u`` (probabilities for cross-entropy)."""
@@ -65,24 +59,7 @@ class CrossEntropy(Loss):
     stage = "softmax"
 
     def workspace(self, rows, k, dtype):
-        return {"mx": np.empty((rows, 1), dtype), "s": np.empty((rows, 1), dtype),
-                "z": np.empty((rows, k), dtype)}
-
-    def forward_backward(self, u, t, ws, delta, scale, want):
-        z, s = ws["z"], ws["s"]
-        # shift by the row max: exp never overflows, and log(sum exp z) >= 0 never hits log(0)
-        np.maximum.reduce(u, axis=1, keepdims=True, out=ws["mx"])
-        np.subtract(u, ws["mx"], out=z)
-        zt = float(np.vdot(z, t)) if want else 0.0
-        np.exp(z, out=z)
-        np.add.reduce(z, axis=1, keepdims=True, out=s)
-        np.divide(z, s, out=delta)
-        np.subtract(delta, t, out=delta)
-        np.multiply(delta, scale, out=delta)
-        if not want:
-            return None
-        np.log(s, out=s)
-        return _finite_or_raise(float(np.add.reduce(s, axis=None)) - zt)
+        return {"mx": np.empty((rows, 1), dtype), "s": np.empty((rows, 1), dtype)}
 
     def fm_workspace(self, rows, k, dtype):
         dtype = np.dtype(dtype)
@@ -137,12 +114,6 @@ class MeanSquaredError(Loss):
     """Identity output, ``0.5 * sum_k (u_k - t_k)^2`` averaged over the batch."""
 
     name = "mean_squared_error"
-
-    def forward_backward(self, u, t, ws, delta, scale, want):
-        np.subtract(u, t, out=delta)
-        value = _finite_or_raise(0.5 * float(np.vdot(delta, delta))) if want else None
-        np.multiply(delta, scale, out=delta)
-        return value
 
     def output(self, u, ws, out):
         np.copyto(out, u)
