@@ -26,6 +26,7 @@ ANALYSIS = {
     "regions": ("hpsearch.regions", "where in the space training diverges: rates per bin, 2-D maps, the boundary"),
     "narrow": ("hpsearch.narrow", "write a narrower space file around the best trials, away from divergence"),
     "plot": ("hpsearch.plots", "PNG figures of a study in RESULTS_DIR/plots/"),
+    "edge": ("hpsearch.edge", "predict the learning rate where a space starts to diverge, in seconds, before any study"),
 }
 
 

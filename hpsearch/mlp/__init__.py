@@ -10,12 +10,14 @@ validates against them.
 
 from hpsearch.mlp._activations import ACTIVATIONS
 from hpsearch.mlp._config import CONSTRAINTS, DTYPES, ORDERED_PAIRS, MLPConfig
+from hpsearch.mlp._edge import EdgeEstimate, lr_edge
 from hpsearch.mlp._gradcheck import gradient_check
 from hpsearch.mlp._initializers import BIAS_INITIALIZERS, INITIALIZERS
 from hpsearch.mlp._network import MLP
 from hpsearch.mlp._losses import LOSSES
 from hpsearch.mlp._optimizers import OPTIMIZERS
 from hpsearch.mlp._replay import TRACE_COLUMNS
+from hpsearch.mlp._sharpness import Sharpness, sharpness, stability_limit
 from hpsearch.mlp._train import History, train
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "BIAS_INITIALIZERS",
     "CONSTRAINTS",
     "DTYPES",
+    "EdgeEstimate",
     "History",
     "INITIALIZERS",
     "LOSSES",
@@ -30,7 +33,11 @@ __all__ = [
     "MLPConfig",
     "OPTIMIZERS",
     "ORDERED_PAIRS",
+    "Sharpness",
     "TRACE_COLUMNS",
     "gradient_check",
+    "lr_edge",
+    "sharpness",
+    "stability_limit",
     "train",
 ]
