@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing as mp
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +28,10 @@ from hpsearch import objective
 from hpsearch._args import whole
 from hpsearch.errors import HPSearchError
 from hpsearch.mlp import MLPConfig, lr_edge
-from hpsearch.mlp._edge import STEPS
-from hpsearch.mlp._sharpness import PROBE_ROWS
+from hpsearch.mlp._edge import PROBE, STEPS
 from hpsearch.space import load_space
 
-SAMPLES = 12
+SAMPLES = 16
 SPREAD = (10, 90)  # percentiles of the per-configuration edges shown as the spread
 MOVES = 1.25  # a categorical parameter "moves the edge" when its categories' medians differ by this factor
 
@@ -43,6 +45,8 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed of the samples and measurements (default: [study] seed)")
     p.add_argument("--steps", type=whole("--steps", 1), default=STEPS,
                    help=f"optimizer steps of each short run (default: {STEPS})")
+    p.add_argument("--jobs", "-j", type=whole("--jobs", 1), default=None,
+                   help="configurations measured at once, each in its own process (default: all cores)")
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
 
 
@@ -58,7 +62,8 @@ def main(args) -> int:
     root = None if args.dataset else Path(space.source).parent
     dataset = datasets.load(spec, root=root)
     prepared = objective.prepare(dataset, settings.validation, settings.seed)
-    report = predict(space, prepared, samples=args.samples, seed=seed, steps=args.steps)
+    jobs = args.jobs or os.cpu_count() or 1
+    report = predict(space, prepared, samples=args.samples, seed=seed, steps=args.steps, jobs=jobs)
     report["seconds"] = time.perf_counter() - started
     report["space"] = str(args.space)
     report["dataset"] = dataset.describe()
@@ -79,22 +84,46 @@ def _json(value):
     return str(value)
 
 
-def predict(space, prepared: objective.Prepared, *, samples: int, seed: int, steps: int = STEPS) -> dict:
-    """The measurements and the prediction as plain values (what ``--format json`` prints)."""
+def predict(space, prepared: objective.Prepared, *, samples: int, seed: int, steps: int = STEPS,
+            jobs: int = 1) -> dict:
+    """The measurements and the prediction as plain values (what ``--format json`` prints).
+    ``jobs`` > 1 measures that many configurations at once, in forked processes."""
+    global _WORK
     configs = space.sample(samples, seed)
-    rows = []
-    for i, config in enumerate(configs):
-        data_opts, mlp_opts = objective.split_config(config)
-        mlp_opts = {k: v for k, v in mlp_opts.items() if k != "lr"}
-        mlp_config = MLPConfig.from_dict({**mlp_opts, "epochs": 1, "seed": objective.trial_seed(seed, i)})
-        x_train = prepared.normalized(data_opts["normalizer"], data_opts["norm_axis"])[0]
+    for config in configs:  # normalized once, before the workers fork, as the study's supervisor does
+        data_opts, _ = objective.split_config(config)
+        prepared.normalized(data_opts["normalizer"], data_opts["norm_axis"])
+    _WORK = (space, prepared, configs, seed, steps)
+    try:
+        if jobs > 1 and samples > 1 and "fork" in mp.get_all_start_methods():
+            with ProcessPoolExecutor(max_workers=min(jobs, samples), mp_context=mp.get_context("fork")) as pool:
+                rows = list(pool.map(_measure, range(samples)))
+        else:
+            rows = [_measure(i) for i in range(samples)]
+    finally:
+        _WORK = None
+    return summarize(space, rows, steps)
+
+
+_WORK = None  # what the forked workers read (shared copy-on-write, never pickled)
+
+
+def _measure(i: int) -> dict:
+    from threadpoolctl import threadpool_limits
+
+    space, prepared, configs, seed, steps = _WORK
+    config = configs[i]
+    data_opts, mlp_opts = objective.split_config(config)
+    mlp_opts = {k: v for k, v in mlp_opts.items() if k != "lr"}
+    mlp_config = MLPConfig.from_dict({**mlp_opts, "epochs": 1, "seed": objective.trial_seed(seed, i)})
+    x_train = prepared.normalized(data_opts["normalizer"], data_opts["norm_axis"])[0]
+    with threadpool_limits(1):  # one BLAS thread per measurement: the processes are the parallelism
         est = lr_edge(mlp_config, x_train, prepared.y_train, n_classes=prepared.n_classes,
                       rng=np.random.default_rng([seed, i]), steps=steps)
-        flat = space.flatten({k: v for k, v in config.items() if k != "lr"})
-        rows.append({"config": flat, "optimizer": mlp_config.optimizer, "sharpness": est.sharpness,
-                     "limit": est.limit, "lr_limit": est.lr_limit, "lr_edge": est.lr_edge,
-                     "survived": est.low, "diverged": est.high, "factor": est.factor, "runs": est.runs})
-    return summarize(space, rows, steps)
+    flat = space.flatten({k: v for k, v in config.items() if k != "lr"})
+    return {"config": flat, "optimizer": mlp_config.optimizer, "sharpness": est.sharpness,
+            "limit": est.limit, "lr_limit": est.lr_limit, "lr_edge": est.lr_edge,
+            "survived": est.low, "diverged": est.high, "factor": est.factor, "runs": est.runs}
 
 
 def _spread(values) -> tuple[float, float]:
@@ -114,7 +143,7 @@ def summarize(space, rows: list[dict], steps: int) -> dict:
              for r in measured]
     edges = [e for e in edges if e is not None and 0 < e < math.inf]
     out: dict = {
-        "method": (f"λ_max at initialization (Lanczos on Gauss–Newton products, {PROBE_ROWS} rows), then runs of "
+        "method": (f"λ_max at initialization (Lanczos on Gauss–Newton products, {PROBE} rows), then runs of "
                    f"{steps} steps bisected on lr from limit/λ_max"),
         "samples": len(rows), "steps": steps, "configurations": rows, "adaptive": adaptive,
         "lr_edge": None, "lr_edge_spread": None, "lr_limit": None, "lr_limit_spread": None,

@@ -1,0 +1,161 @@
+"""The sharpness estimator against independent oracles, and sharpness in diverged trials."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpsearch.mlp import MLP, MLPConfig, sharpness, stability_limit
+from hpsearch.mlp._sharpness import HessianProbe, top_eigenvalue
+
+# ---------------------------------------------------------------- an independent small network
+# Plain NumPy, written here from the definitions: logits = layers of a @ W + b with the
+# activation between them, mean softmax cross-entropy, weight decay on the weights.
+
+
+def _act(name, alpha):
+    if name == "tanh":
+        return np.tanh
+    return lambda u: np.where(u > 0, u, alpha * u)
+
+
+def _unpack(theta, sizes):
+    out, at = [], 0
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        block = theta[at:at + (fan_in + 1) * fan_out].reshape(fan_in + 1, fan_out)
+        out.append((block[:fan_in], block[fan_in]))
+        at += (fan_in + 1) * fan_out
+    return out
+
+
+def _logits(theta, x, sizes, f):
+    a = x
+    layers = _unpack(theta, sizes)
+    for i, (W, b) in enumerate(layers):
+        a = a @ W + b
+        if i < len(layers) - 1:
+            a = f(a)
+    return a
+
+
+def _loss(theta, x, y, sizes, f, wd, mask):
+    z = _logits(theta, x, sizes, f)
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -logp[np.arange(len(y)), y].mean() + 0.5 * wd * float(theta @ (mask * theta))
+
+
+def _weight_mask(sizes):
+    mask = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        m = np.ones((fan_in + 1, fan_out))
+        m[fan_in] = 0.0
+        mask.append(m.ravel())
+    return np.concatenate(mask)
+
+
+def _gauss_newton(theta, x, y, sizes, f, wd, mask, eps=1e-6):
+    """``mean_i J_iᵀ (diag p_i − p_i p_iᵀ) J_i + wd·diag(mask)``, J by central differences."""
+    n = theta.size
+    J = np.empty((len(x), sizes[-1], n))
+    for j in range(n):
+        e = np.zeros(n)
+        e[j] = eps
+        J[:, :, j] = (_logits(theta + e, x, sizes, f) - _logits(theta - e, x, sizes, f)) / (2 * eps)
+    z = _logits(theta, x, sizes, f)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    G = np.zeros((n, n))
+    for i in range(len(x)):
+        H = np.diag(p[i]) - np.outer(p[i], p[i])
+        G += J[i].T @ H @ J[i]
+    return G / len(x) + wd * np.diag(mask)
+
+
+def _hessian(theta, x, y, sizes, f, wd, mask, eps=1e-4):
+    """The full Hessian by second differences of the loss."""
+    n = theta.size
+    H = np.empty((n, n))
+    L = lambda t: _loss(t, x, y, sizes, f, wd, mask)  # noqa: E731
+    for i in range(n):
+        for j in range(i, n):
+            ei, ej = np.zeros(n), np.zeros(n)
+            ei[i], ej[j] = eps, eps
+            H[i, j] = H[j, i] = (L(theta + ei + ej) - L(theta + ei - ej) - L(theta - ei + ej)
+                                 + L(theta - ei - ej)) / (4 * eps * eps)
+    return H
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((30, 4))
+    y = rng.integers(0, 3, 30)
+    return x, y
+
+
+# ---------------------------------------------------------------- Lanczos itself
+
+
+def test_top_eigenvalue_of_a_symmetric_matrix_with_known_spectrum_including_negative_ones():
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.standard_normal((60, 60)))
+    spectrum = np.concatenate([[7.5, 7.0, 3.0], rng.uniform(-9.0, 2.0, 57)])  # largest |λ| is negative
+    A = (q * spectrum) @ q.T
+    value, used, converged = top_eigenvalue(lambda v: A @ v, 60, np.random.default_rng(1))
+    assert converged and used <= 60
+    assert value == pytest.approx(7.5, rel=1e-6)
+
+
+# ---------------------------------------------------------------- the network's curvature
+
+
+@pytest.mark.parametrize("activation, weight_decay", [("tanh", 0.0), ("leaky_relu", 0.0), ("leaky_relu", 0.05)])
+def test_sharpness_is_the_top_eigenvalue_of_the_gauss_newton_matrix(blobs, activation, weight_decay):
+    x, y = blobs
+    config = MLPConfig(hidden=(5, 4), activation=activation, alpha=0.1, weight_decay=weight_decay,
+                       dtype="float64", seed=2)
+    model = MLP(config, 4, 3, rng=np.random.default_rng(2))
+    sizes = model.sizes
+    G = _gauss_newton(model.params.copy(), x, y, sizes, _act(activation, 0.1), weight_decay, _weight_mask(sizes))
+    exact = np.linalg.eigvalsh((G + G.T) / 2)[-1]
+    est = sharpness(model, x, y, rng=np.random.default_rng(3))
+    assert est.converged
+    assert est.value == pytest.approx(exact, rel=1e-5)
+
+
+def test_full_hessian_products_give_its_top_eigenvalue_on_a_smooth_network(blobs):
+    x, y = blobs
+    config = MLPConfig(hidden=(4,), activation="tanh", dtype="float64", weight_decay=0.01, seed=4)
+    model = MLP(config, 4, 3, rng=np.random.default_rng(4))
+    sizes = model.sizes
+    H = _hessian(model.params.copy(), x, y, sizes, np.tanh, 0.01, _weight_mask(sizes))
+    exact = np.linalg.eigvalsh((H + H.T) / 2)[-1]
+    probe = HessianProbe(model, x, y)
+    value, _, converged = top_eigenvalue(probe.hvp, probe.theta.size, np.random.default_rng(0))
+    assert converged
+    assert value == pytest.approx(exact, rel=1e-4)
+
+
+def test_sharpness_leaves_the_model_unchanged_and_works_on_float32_models(blobs):
+    x, y = blobs
+    model = MLP(MLPConfig(hidden=(6,), seed=1), 4, 3, rng=np.random.default_rng(1))
+    before = model.params.copy()
+    est = sharpness(model, x.astype(np.float32), y)
+    assert np.array_equal(model.params, before)
+    assert est.value > 0 and est.products >= 1
+
+
+def test_sharpness_with_batch_norm_and_dropout_is_deterministic_for_a_seed(blobs):
+    x, y = blobs
+    model = MLP(MLPConfig(hidden=(6, 5), batch_norm=True, dropout=0.2, seed=1), 4, 3, rng=np.random.default_rng(1))
+    a = sharpness(model, x, y, rng=np.random.default_rng(7)).value
+    b = sharpness(model, x, y, rng=np.random.default_rng(7)).value
+    assert a == b and a > 0
+
+
+@pytest.mark.parametrize("optimizer, extra, limit", [
+    ("sgd", {}, 2.0), ("momentum", {"momentum": 0.9}, 3.8), ("momentum", {"momentum": 0.5}, 3.0),
+    ("adam", {}, None), ("rmsprop", {}, None), ("adagrad", {}, None)])
+def test_stability_limit_of_each_optimizer(optimizer, extra, limit):
+    assert stability_limit(MLPConfig(optimizer=optimizer, **extra)) == limit
