@@ -13,6 +13,8 @@ T = TypeVar("T")
 
 def did_you_mean(name: str, candidates) -> str:
     """``"; did you mean 'relu'?"`` when a close candidate exists, else ``""``."""
+    if len(str(name)) > 100:  # nothing that long is a misspelling
+        return ""
     close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -23,6 +25,7 @@ def lookup(registry: Mapping[str, T], name: str, family: str) -> T:
         return registry[name]
     except (KeyError, TypeError):
         allowed = ", ".join(sorted(registry))
+        shown = repr(name) if len(repr(name)) <= 80 else f"{repr(name)[:60]}… ({len(repr(name)):,} characters)"
         raise HPSearchError(
-            f"unknown {family} {name!r} (allowed: {allowed}){did_you_mean(name, registry)}"
+            f"unknown {family} {shown} (allowed: {allowed}){did_you_mean(name, registry)}"
         ) from None

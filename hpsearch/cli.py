@@ -130,7 +130,6 @@ def _short(v):
 
 def cmd_run(args) -> int:
     from hpsearch import run as runner
-    from hpsearch.results import summary_text
     from hpsearch.space import load_space
 
     space = load_space(args.space)
@@ -139,29 +138,78 @@ def cmd_run(args) -> int:
                  "sampler": args.sampler, "pruner": args.pruner, "test_top": args.test_top}
     n_trials = args.trials or space.study.trials
     rep = runner.Reporter(quiet=args.quiet)
-    ctx = runner.setup_run(space, overrides, out=args.out, storage_url=args.storage, n_trials=n_trials)
+    with runner.Signals() as signals:
+        ctx = runner.setup_run(space, overrides, out=args.out, storage_url=args.storage, n_trials=n_trials)
+        with signals.deferred():
+            return _run_study(args, ctx, jobs, n_trials, rep, signals)
+
+
+def _run_study(args, ctx, jobs: int, n_trials: int, rep, signals) -> int:
+    """Run the trials, score the best, and write the files on every way out."""
+    from hpsearch import run as runner
+    from hpsearch.errors import StorageError
+    from hpsearch.results import summary_text
+
     for line in runner.header(ctx, jobs):
         rep.say(line)
     done_before = runner.st.effective_trials(ctx.study)["finished"]
     if done_before:
         rep.say(f"resuming: {done_before} of {n_trials} trials already finished")
     rep.say()
-    finished = runner.work(ctx, jobs, args.trial_timeout, rep, total=n_trials)
-    if finished:
-        for note in runner.score_top(ctx, ctx.settings.test_top, jobs):
-            rep.say(f"note: {note}")
-    df = ctx.export()
+    failure = None
+    finished = False
+    try:
+        finished = runner.work(ctx, jobs, args.trial_timeout, rep, signals, total=n_trials)
+        if finished:
+            for note in runner.score_top(ctx, ctx.settings.test_top, jobs, signals):
+                rep.say(f"note: {note}")
+    except StorageError as exc:
+        failure = exc
+    try:
+        df = ctx.export()
+    except (StorageError, OSError) as exc:  # the disk is full: the storage still holds every result
+        failure = failure or exc
+        df = None
+    if failure is not None:
+        raise failure if isinstance(failure, HPSearchError) else HPSearchError(_os_error_line(failure))
     print()
     print(summary_text(df, metric=ctx.settings.metric, params=ctx.space.param_names()), end="")
     files = ", ".join(f for f in ("trials.csv", "curves.csv", "divergence.csv", "summary.md"))
     print(f"\nResults: {ctx.results_dir}/ ({files})")
-    if not finished:
-        print(f"Interrupted. Finished trials are kept; run the same command again to resume:\n"
-              f"  python -m hpsearch run {args.space}" + (f" --trials {n_trials}" if args.trials else ""),
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+    if not finished or signals.received:
+        print("Interrupted. Finished trials are kept; run this command to resume:\n  "
+              + resume_command(args, n_trials), file=sys.stderr)
+        return signals.exit_code
     print(f"Next: python -m hpsearch regions {ctx.results_dir}")
     return 0
+
+
+def resume_command(args, n_trials: int) -> str:
+    """The command that resumes this very study: every option that chose it, as given."""
+    import shlex
+
+    from hpsearch.storage import mask_url
+
+    parts = ["python", "-m", "hpsearch", "run", str(args.space), "--trials", str(n_trials)]
+    for flag, value in (("--epochs", args.epochs), ("--dataset", args.dataset), ("--name", args.name),
+                        ("--seed", args.seed), ("--sampler", args.sampler), ("--pruner", args.pruner),
+                        ("--test-top", args.test_top), ("--jobs", args.jobs),
+                        ("--trial-timeout", args.trial_timeout)):
+        if value is not None:
+            parts += [flag, str(value)]
+    if Path(args.out) != Path("results"):
+        parts += ["--out", str(args.out)]
+    if args.storage is not None:
+        parts += ["--storage", mask_url(args.storage)]
+    text = " ".join(shlex.quote(p) for p in parts)
+    if args.storage is not None and mask_url(args.storage) != args.storage:
+        text += "   (with the storage password in place of ***)"
+    return text
+
+
+def _os_error_line(exc: OSError) -> str:
+    where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+    return f"{where}{exc.strerror or exc}"
 
 
 def cmd_worker(args) -> int:
@@ -169,15 +217,19 @@ def cmd_worker(args) -> int:
 
     jobs = args.jobs or runner.default_jobs()
     rep = runner.Reporter(quiet=args.quiet)
-    ctx = runner.setup_worker(args.storage, args.study, args.out)
-    for line in runner.header(ctx, jobs):
-        rep.say(line)
-    finished = runner.work(ctx, jobs, args.trial_timeout, rep)
-    if ctx.results_dir is not None:
-        ctx.export()
-    c = runner.st.effective_trials(ctx.study)
-    rep.say(f"study {args.study}: {c['finished']} finished, {c['RUNNING']} running, {c['WAITING']} waiting")
-    return 0 if finished else EXIT_INTERRUPTED
+    with runner.Signals() as signals:
+        ctx = runner.setup_worker(args.storage, args.study, args.out)
+        with signals.deferred():
+            for line in runner.header(ctx, jobs):
+                rep.say(line)
+            try:
+                finished = runner.work(ctx, jobs, args.trial_timeout, rep, signals)
+            finally:
+                if ctx.results_dir is not None:
+                    ctx.export()
+            c = runner.st.effective_trials(ctx.study)
+            rep.say(f"study {args.study}: {c['finished']} finished, {c['RUNNING']} running, {c['WAITING']} waiting")
+            return 0 if finished else signals.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,8 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if verbose:
             traceback.print_exc()
-        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"hpsearch: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"hpsearch: {_os_error_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -219,6 +270,12 @@ def _quiet_optuna(verbose: bool) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+    ours = logging.getLogger("hpsearch")  # the storage's repairs and waits: one line each, on stderr
+    if not ours.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("hpsearch: %(message)s"))
+        ours.addHandler(handler)
+        ours.propagate = False
     if not verbose:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         logging.getLogger("optuna").setLevel(logging.ERROR)

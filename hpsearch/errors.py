@@ -10,8 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+#: longest message an error keeps: the key path and the rule come first, a huge value is cut
+MESSAGE_LIMIT = 1000
+
+
 class HPSearchError(ValueError):
     """A problem hpsearch can name in one line (bad file, bad data, bad option)."""
+
+    def __init__(self, *args):
+        if len(args) == 1 and isinstance(args[0], str) and len(args[0]) > MESSAGE_LIMIT:
+            text = args[0]
+            args = (f"{text[: MESSAGE_LIMIT - 40]}… (message cut: {len(text):,} characters)",)
+        super().__init__(*args)
 
 
 class SpaceError(HPSearchError):
@@ -29,6 +39,14 @@ class DataError(HPSearchError):
 
 class ResultsError(HPSearchError):
     """A results directory is missing, foreign, or cannot be written."""
+
+
+class StorageError(HPSearchError):
+    """The study's storage cannot be written or reached (a full disk, a database that stays down).
+
+    Nothing already recorded is lost: the run stops, and the same command resumes it
+    once the cause is gone.
+    """
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +20,10 @@ from optuna.trial import TrialState
 
 from hpsearch.errors import ResultsError
 from hpsearch.mlp import TRACE_COLUMNS
+from hpsearch.sharpness import columns as sharpness_columns
+from hpsearch.vocabulary import ATTR_TEST, DIVERGED_REASONS, OPTUNA_RETRY_ROOT, RETRY_OF, WORKER_ID
 
 CURVE_COLUMNS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy"]
-FILES = ("trials.csv", "curves.csv", "divergence.csv", "summary.md")
-DIVERGED_REASONS = ("overflow", "nan")
 #: trials.csv columns that are not parameters (every other column is a parameter)
 RESULT_COLUMNS = ("number", "state", "prune_reason", "fail_reason", "value", "best_epoch", "hidden", *CURVE_COLUMNS,
                   "epochs_run", "test_accuracy", "div_epoch", "div_step", "div_where", "trial_seed", "worker",
@@ -35,32 +35,61 @@ SHORT = {"val_accuracy": "val_acc", "val_loss": "val_loss", "batch_size": "batch
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part."""
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part.
+
+    The temporary file is created like any other file (the umask decides its mode)
+    and named after this process, so a later export can remove what a killed one left.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "w", newline="") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
+def remove_stale_temporaries(results_dir: Path) -> int:
+    """Remove temporary files of exports whose process is gone (killed mid-write); returns how many."""
+    n = 0
+    for tmp in Path(results_dir).glob(".*.tmp"):
+        pid = tmp.name.split(".")[-3] if tmp.name.count(".") >= 4 else ""
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        tmp.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _retried(trials) -> dict[int, int]:
-    """failed trial number → the number of the trial that re-ran its configuration."""
+    """interrupted trial number → the number of the trial that ran its configuration again."""
     out = {}
     for t in trials:
-        orig = t.system_attrs.get("failed_trial")
-        if orig is not None:
-            out[orig] = t.number
+        parent = t.system_attrs.get(RETRY_OF, t.system_attrs.get(OPTUNA_RETRY_ROOT))
+        if parent is not None:
+            out[parent] = t.number
     return out
 
 
 def trials_frame(study: optuna.Study, param_order: list[str] | None = None, constants: dict | None = None) -> pd.DataFrame:
     """One row per trial that has started (WAITING ones are not results yet)."""
     trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
-    tests = study.user_attrs.get("test_scores", {})
+    tests = study.user_attrs.get(ATTR_TEST, {})
     retried = _retried(trials)
     names = list(param_order or [])
     for t in trials:
@@ -91,9 +120,10 @@ def trials_frame(study: optuna.Study, param_order: list[str] | None = None, cons
         row["div_epoch"] = ua.get("div_epoch")
         row["div_step"] = ua.get("div_step")
         row["div_where"] = ua.get("div_where")
+        row.update(sharpness_columns(ua.get("trace"), row))  # diverged trials: lr·λ_max before the blow-up
         row["trial_seed"] = ua.get("seed")
-        row["worker"] = t.system_attrs.get("hpsearch:worker_id")
-        row["retry_of"] = t.system_attrs.get("failed_trial")
+        row["worker"] = t.system_attrs.get(WORKER_ID)
+        row["retry_of"] = t.system_attrs.get(RETRY_OF, t.system_attrs.get(OPTUNA_RETRY_ROOT))
         row["retried_as"] = retried.get(t.number)
         if t.state == TrialState.FAIL and not row["fail_reason"] and row["retried_as"] is not None:
             # failed by Optuna's heartbeat check, which records no reason of its own
@@ -142,6 +172,7 @@ def export(study: optuna.Study, results_dir: Path, *, param_order=None, constant
            header: str = "") -> pd.DataFrame:
     """Write trials.csv, curves.csv, divergence.csv and summary.md; returns the trials frame."""
     results_dir = Path(results_dir)
+    remove_stale_temporaries(results_dir)
     df = trials_frame(study, param_order, constants)
     atomic_write(results_dir / "trials.csv", df.to_csv(index=False))
     atomic_write(results_dir / "curves.csv", curves_frame(study).to_csv(index=False))

@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 
 import optuna
-from joblib import Parallel, delayed
 from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
-from hpsearch import __version__, objective, results, study as st
+from hpsearch import __version__, _optuna, objective, results
 from hpsearch import data as datasets
+from hpsearch import storage as stores
+from hpsearch import study as st
 from hpsearch.errors import HPSearchError, ResultsError
 from hpsearch.space import Space, parse_space
+from hpsearch.vocabulary import (
+    ATTR_FINGERPRINT,
+    ATTR_SETTINGS,
+    ATTR_SOURCE,
+    ATTR_SPACE,
+    ATTR_TARGET,
+    ATTR_TEST,
+    JOURNAL_FILE,
+    META_FILE,
+    SPACE_FILE,
+    clip,
+    study_name_problem,
+)
 
 SETTINGS_KEYS = ("dataset", "validation", "epochs", "metric", "seed", "sampler", "pruner")
 
@@ -98,6 +115,51 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+# ---------------------------------------------------------------- signals
+
+
+class Signals:
+    """Ctrl-C, SIGTERM and SIGHUP while a study runs: noted, acted on where it is safe.
+
+    Outside ``deferred()`` a signal raises ``KeyboardInterrupt`` at once (set-up has
+    computed nothing worth keeping). Inside, it is only noted: the trial loop and the
+    test-set scoring poll ``received`` and stop cleanly, and the result files are
+    written whatever arrives, and however often.
+    """
+
+    HANDLED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+    def __init__(self):
+        self.received: list[int] = []
+        self._defer = 0
+        self._old: dict = {}
+
+    def __enter__(self) -> "Signals":
+        self._old = {s: signal.signal(s, self._handle) for s in self.HANDLED}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+    def _handle(self, signum, frame) -> None:
+        self.received.append(signum)
+        if not self._defer:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self._defer += 1
+        try:
+            yield self
+        finally:
+            self._defer -= 1
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.received[0] if self.received else signal.SIGINT)
+
+
 # ---------------------------------------------------------------- study set-up
 
 
@@ -119,6 +181,10 @@ class Context:
                              prune=s.pruner != "none", trial_timeout=trial_timeout,
                              storage_url=self.storage_url)
 
+    @property
+    def uses_journal(self) -> bool:
+        return stores.is_journal(_optuna.storage(self.study))
+
     def export(self) -> results.pd.DataFrame:
         if self.results_dir is None:
             return results.trials_frame(self.study, self.space.param_names(), self.space.constants())
@@ -131,14 +197,39 @@ def _settings_dict(settings) -> dict:
     return {k: getattr(settings, k) for k in SETTINGS_KEYS}
 
 
+def _identity(space: Space, settings) -> dict:
+    """What makes two runs the same study: every parameter as written and the study settings."""
+    return {"v": 2, **space.identity(), **_settings_dict(settings)}
+
+
 def _fingerprint(space: Space, settings) -> str:
+    return json.dumps(_identity(space, settings), sort_keys=True, default=str)
+
+
+def _legacy_fingerprint(space: Space, settings) -> str:
+    """The fingerprint hpsearch 0.1 stored, so its studies resume."""
     return json.dumps({"space": space.describe(), "constants": space.constants(), **_settings_dict(settings)},
                       sort_keys=True, default=str)
 
 
+def _difference(stored: str | None, space: Space, settings) -> str | None:
+    """How the stored study differs from this space and settings (``epochs 20 → 3, …``), or None."""
+    if stored is None or stored in (_fingerprint(space, settings), _legacy_fingerprint(space, settings)):
+        return None
+    try:
+        old = json.loads(stored)
+    except ValueError:
+        return "its stored fingerprint is unreadable"
+    new = json.loads(_fingerprint(space, settings) if "v" in old else _legacy_fingerprint(space, settings))
+    show = lambda v: "(absent)" if v is None else (v if isinstance(v, str) else json.dumps(v))  # noqa: E731
+    diffs = [f"{k} {show(old.get(k))} → {show(new.get(k))}"
+             for k in sorted(set(old) | set(new)) if k != "v" and old.get(k) != new.get(k)]
+    return clip(", ".join(diffs) or "the stored fingerprint differs", 400)
+
+
 def _check_batch_size(space: Space, prepared: objective.Prepared) -> None:
     n = len(prepared.y_train)
-    high = space.max_value("batch_size") if hasattr(space, "max_value") else None
+    high = space.max_value("batch_size")
     if high is not None and high > n:
         raise HPSearchError(
             f"{space.source}: params.batch_size: can reach {high}, "
@@ -152,8 +243,20 @@ def _load_data(settings, root: Path | None):
     return dataset, prepared
 
 
+def _check_name(name: str, where: str) -> None:
+    problem = study_name_problem(name)
+    if problem:
+        raise HPSearchError(f"{where}: {problem}")
+
+
 def setup_run(space: Space, overrides: dict, *, out: Path, storage_url: str | None, n_trials: int) -> Context:
-    """Validate everything, then create or resume the study and queue its trials."""
+    """Validate everything, then create or resume the study and queue its trials.
+
+    Nothing is written before every check has passed, and a results directory this
+    call created is removed again if the set-up fails.
+    """
+    if overrides.get("name") is not None:
+        _check_name(overrides["name"], "--name")
     settings = dataclasses.replace(space.study, **{k: v for k, v in overrides.items() if v is not None})
     if n_trials < 1:
         raise HPSearchError(f"--trials must be at least 1, got {n_trials}")
@@ -162,66 +265,102 @@ def setup_run(space: Space, overrides: dict, *, out: Path, storage_url: str | No
     in_file = overrides.get("dataset") is None and space.source != "<string>"
     dataset, prepared = _load_data(settings, Path(space.source).parent if in_file else None)
     _check_batch_size(space, prepared)
-    st.check_writable(results_dir)
-    fp = _fingerprint(space, settings)
-    saved = results_dir / "space.toml"
     meta = results.read_meta(results_dir)
-    if meta.get("fingerprint") not in (None, fp):
+    diff = _difference(meta.get("fingerprint"), space, settings)
+    if diff:
         raise ResultsError(
-            f"{results_dir} holds study {meta.get('name', settings.name)!r} of a different space or settings; "
-            f"use --name NEW (or --out DIR) to start fresh, or delete {results_dir} to discard it"
+            f"{results_dir} holds study {meta.get('name', settings.name)!r} of a different space or settings "
+            f"({diff}); use --name NEW (or --out DIR) to start fresh, or delete {results_dir} to discard it"
         )
-    storage = st.open_storage(storage_url, results_dir)
-    direction = "maximize" if settings.metric == "val_accuracy" else "minimize"
+    created = not results_dir.exists()
+    # a database is opened before anything is written: an unreachable one leaves no empty directory
+    storage = None if storage_url is None else st.open_storage(storage_url, results_dir)
+    try:
+        st.check_writable(results_dir)
+        if storage is None:
+            storage = st.open_storage(None, results_dir)
+        study = _create_or_resume(space, settings, storage, storage_url, results_dir, n_trials)
+        if not (results_dir / SPACE_FILE).exists():
+            results.atomic_write(results_dir / SPACE_FILE, space.text)
+        results.atomic_write(results_dir / META_FILE, json.dumps({
+            "name": settings.name, "fingerprint": _fingerprint(space, settings), "metric": settings.metric,
+            "direction": settings.direction, "params": space.param_names(),
+            "scales": {p: space.scale(p) for p in space.param_names()}, "constants": space.constants(),
+            "dataset": dataset.describe(), "storage": stores.mask_url(storage_url) or "journal",
+            **_settings_dict(settings),
+        }, indent=2, default=str))
+    except BaseException:
+        if created:
+            _remove_if_empty(results_dir)
+        raise
+    return Context(space, settings, results_dir, storage_url, study, dataset, prepared)
+
+
+def _create_or_resume(space, settings, storage, storage_url, results_dir: Path, n_trials: int) -> optuna.Study:
     with st.directory_lock(results_dir):
         study = optuna.create_study(
-            study_name=settings.name, storage=storage, direction=direction, load_if_exists=True,
+            study_name=settings.name, storage=storage, direction=settings.direction, load_if_exists=True,
             sampler=st.make_sampler(settings.sampler, settings.seed),
             pruner=st.make_pruner(settings.pruner, settings.epochs),
         )
-        existing = study.user_attrs.get(st.ATTR_FINGERPRINT)
-        if existing is None:
-            study.set_user_attr(st.ATTR_SPACE, space.text)
-            study.set_user_attr(st.ATTR_SOURCE, str(space.source))
-            study.set_user_attr(st.ATTR_SETTINGS, _settings_dict(settings))
-            study.set_user_attr(st.ATTR_FINGERPRINT, fp)
-        elif existing != fp:
+        existing = study.user_attrs.get(ATTR_FINGERPRINT)
+        diff = _difference(existing, space, settings)
+        if diff:
             raise ResultsError(
-                f"study {settings.name!r} in {storage_url or results_dir} was run with a different space or settings; "
-                f"use --name NEW to start fresh"
+                f"study {settings.name!r} in {stores.mask_url(storage_url) or results_dir} was run with a different "
+                f"space or settings ({diff}); use --name NEW to start fresh"
+            )
+        if existing is None:
+            study.set_user_attr(ATTR_SPACE, space.text)
+            study.set_user_attr(ATTR_SOURCE, str(space.source))
+            study.set_user_attr(ATTR_SETTINGS, _settings_dict(settings))
+            study.set_user_attr(ATTR_FINGERPRINT, _fingerprint(space, settings))
+        done = st.finished_configurations(study)
+        if n_trials < done:
+            raise HPSearchError(
+                f"study {settings.name!r} already has {done} finished trials, more than the {n_trials} asked for; "
+                f"nothing to run (see them with: python -m hpsearch show {results_dir}; "
+                f"extend the study with --trials {done + 1} or more)"
             )
         st.fail_stale_trials(study)
         st.top_up(study, n_trials)
-    if not saved.exists():
-        results.atomic_write(saved, space.text)
-    results.atomic_write(results_dir / "meta.json", json.dumps({
-        "name": settings.name, "fingerprint": fp, "metric": settings.metric, "direction": direction,
-        "params": space.param_names(), "scales": {p: space.scale(p) for p in space.param_names()},
-        "constants": space.constants(), "dataset": dataset.describe(), "storage": storage_url or "journal",
-        **_settings_dict(settings),
-    }, indent=2, default=str))
-    return Context(space, settings, results_dir, storage_url, study, dataset, prepared)
+    return study
+
+
+def _remove_if_empty(results_dir: Path) -> None:
+    """Undo a results directory this set-up created, unless a record was written into it."""
+    journal = results_dir / JOURNAL_FILE
+    if journal.exists() and journal.stat().st_size > 0:
+        return
+    shutil.rmtree(results_dir, ignore_errors=True)
 
 
 def setup_worker(storage_url: str, study_name: str, out: Path | None) -> Context:
     """Join a study from its storage alone: the space and settings are stored with it."""
     results_dir = None
-    if storage_url.startswith("journal:"):
-        results_dir = Path(storage_url[len("journal:"):]).parent
+    journal = stores.journal_path(storage_url)
+    if journal is not None:
+        if not journal.is_file():
+            raise HPSearchError(f"{journal}: no such journal file")
+        results_dir = journal.parent
+    elif out is not None:
+        _check_name(study_name, "--study")
     storage = st.open_storage(storage_url, results_dir or Path("."))
     try:
         summaries = optuna.get_all_study_names(storage)
     except Exception as exc:  # driver errors
-        raise HPSearchError(f"cannot read studies from {storage_url!r}: {str(exc).splitlines()[0]}") from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HPSearchError(f"cannot read studies from {stores.mask_url(storage_url)!r}: "
+                            f"{stores.mask_text(first, storage_url)}") from None
     if study_name not in summaries:
         hint = f" (studies there: {', '.join(summaries)})" if summaries else " (it holds no study)"
-        raise HPSearchError(f"no study {study_name!r} in {storage_url!r}{hint}")
+        raise HPSearchError(f"no study {study_name!r} in {stores.mask_url(storage_url)!r}{hint}")
     probe = optuna.load_study(study_name=study_name, storage=storage)
-    text = probe.user_attrs.get(st.ATTR_SPACE)
+    text = probe.user_attrs.get(ATTR_SPACE)
     if text is None:
         raise HPSearchError(f"study {study_name!r} was not created by hpsearch run (no space stored with it)")
-    space = parse_space(text, source=probe.user_attrs.get(st.ATTR_SOURCE, "<stored>"))
-    settings = dataclasses.replace(space.study, name=study_name, **probe.user_attrs.get(st.ATTR_SETTINGS, {}))
+    space = parse_space(text, source=probe.user_attrs.get(ATTR_SOURCE, "<stored>"))
+    settings = dataclasses.replace(space.study, name=study_name, **probe.user_attrs.get(ATTR_SETTINGS, {}))
     study = optuna.load_study(study_name=study_name, storage=storage,
                               sampler=st.make_sampler(settings.sampler, settings.seed),
                               pruner=st.make_pruner(settings.pruner, settings.epochs))
@@ -234,28 +373,30 @@ def setup_worker(storage_url: str, study_name: str, out: Path | None) -> Context
 # ---------------------------------------------------------------- running
 
 
-def work(ctx: Context, jobs: int, trial_timeout: float | None, reporter: Reporter, total: int | None = None,
-         export_every: float = 5.0) -> bool:
-    """Run trials until the study has none left; False when interrupted by Ctrl-C / SIGTERM."""
+def work(ctx: Context, jobs: int, trial_timeout: float | None, reporter: Reporter, signals: Signals,
+         total: int | None = None, export_every: float = 5.0) -> bool:
+    """Run trials until the study has none left; False when a signal stopped it.
+
+    A :class:`StorageError` (a full disk, a database gone for too long) stops every
+    trial process and propagates; the trials it leaves RUNNING are queued again
+    by the next run.
+    """
+    storage = _optuna.storage(ctx.study)
+    if isinstance(storage, stores.RetryingStorage):
+        storage.on_wait = storage.on_back = lambda m: reporter.say(f"  {m}")
     sup = st.Supervisor(ctx.study, ctx.space, ctx.prepared, ctx.options(jobs, trial_timeout),
-                        ctx.results_dir if ctx.storage_url is None or ctx.storage_url.startswith("journal:") else None)
-    interrupted = []
-
-    def on_signal(signum, frame):
-        interrupted.append(signum)
-        sup.stop()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+                        ctx.results_dir if ctx.uses_journal else None)
     last_export = time.monotonic()
     last_progress = 0.0
     try:
-        with threadpool_limits(1):  # one BLAS thread per trial process: the cores are the workers
+        with threadpool_limits(1), signals.deferred():  # one BLAS thread per trial process: the cores are the workers
             going = True
-            while going:
+            while going and not signals.received:
                 going, events = sup.step()
                 for e in events:
                     reporter.say(f"  {e}")
-                if interrupted:
+                if signals.received:
+                    sup.stop()
                     break
                 now = time.monotonic()
                 if now - last_progress >= 0.5 or not going:  # each count reads every trial: not on every poll
@@ -265,12 +406,11 @@ def work(ctx: Context, jobs: int, trial_timeout: float | None, reporter: Reporte
                     ctx.export()
                     last_export = time.monotonic()
     finally:
-        stopped = sup.interrupt() if interrupted else []
-        sup.close()
-        for s, h in old.items():
-            signal.signal(s, h)
-        reporter.end_progress()
-    if interrupted:
+        with signals.deferred():
+            stopped = sup.interrupt() if sup.running else []
+            sup.close()
+            reporter.end_progress()
+    if signals.received:
         if stopped:
             reporter.say(f"Interrupted: trials {', '.join(map(str, stopped))} were stopped and queued again.")
         return False
@@ -279,34 +419,61 @@ def work(ctx: Context, jobs: int, trial_timeout: float | None, reporter: Reporte
 
 def _total(study: optuna.Study) -> int:
     c = st.effective_trials(study)
-    return c["finished"] + c["RUNNING"] + c["WAITING"]
+    target = study.user_attrs.get(ATTR_TARGET)
+    return int(target) if target is not None else c["finished"] + c["RUNNING"] + c["WAITING"]
 
 
-def score_top(ctx: Context, k: int, jobs: int) -> list[str]:
-    """Test-set scores for the best ``k`` completed trials (retrained in parallel with joblib)."""
+def _score_one(args):
+    cfg, prepared, epochs, metric, seed = args
+    return objective.test_score(cfg, prepared, epochs=epochs, metric=metric, seed=seed)
+
+
+def _init_scorer() -> None:
+    st.set_pdeathsig()  # a killed run leaves no scoring process behind
+    for s in Signals.HANDLED:
+        signal.signal(s, signal.SIG_IGN if s == signal.SIGINT else signal.SIG_DFL)
+
+
+def score_top(ctx: Context, k: int, jobs: int, signals: Signals | None = None) -> list[str]:
+    """Test-set scores for the best ``k`` completed trials, retrained in parallel processes.
+
+    Each score is stored as it arrives; a signal stops the rest at once (their
+    processes are terminated) and the scores so far are kept.
+    """
     if k <= 0 or ctx.prepared.x_test is None:
         return []
     trials = [t for t in ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     reverse = ctx.study.direction == optuna.study.StudyDirection.MAXIMIZE
     trials.sort(key=lambda t: (-t.value if reverse else t.value, t.number))
-    scores = dict(ctx.study.user_attrs.get(st.ATTR_TEST, {}))
+    scores = dict(ctx.study.user_attrs.get(ATTR_TEST, {}))
     todo = [t for t in trials[:k] if str(t.number) not in scores]
     if not todo:
         return []
     s = ctx.settings
-    configs = [ctx.space.suggest(optuna.trial.FixedTrial(t.params, t.number)) for t in todo]
-    with threadpool_limits(1):
-        out = Parallel(n_jobs=min(jobs, len(todo)), inner_max_num_threads=1)(
-            delayed(objective.test_score)(cfg, ctx.prepared, epochs=t.user_attrs.get("best_epoch") or s.epochs,
-                                          metric=s.metric, seed=t.user_attrs["seed"])
-            for cfg, t in zip(configs, todo)
-        )
+    work_items = [(ctx.space.suggest(optuna.trial.FixedTrial(t.params, t.number)), ctx.prepared,
+                   t.user_attrs.get("best_epoch") or s.epochs, s.metric, t.user_attrs["seed"]) for t in todo]
     notes = []
-    for t, r in zip(todo, out):
-        if r["val"] is None or abs(r["val"] - t.value) > 1e-6:
-            notes.append(f"trial {t.number}: retraining gave {r['val']} instead of {t.value}; test score kept anyway")
-        scores[str(t.number)] = r
-    ctx.study.set_user_attr(st.ATTR_TEST, scores)
+    pool = multiprocessing.get_context("fork").Pool(min(jobs, len(todo)), initializer=_init_scorer)
+    try:
+        with threadpool_limits(1):
+            pending = pool.imap(_score_one, work_items)
+            for t in todo:
+                while True:
+                    if signals is not None and signals.received:
+                        return notes
+                    try:
+                        r = pending.next(timeout=0.2)
+                        break
+                    except multiprocessing.TimeoutError:
+                        continue
+                if r["val"] is None or abs(r["val"] - t.value) > 1e-6:
+                    notes.append(f"trial {t.number}: retraining gave {r['val']} instead of {t.value}; "
+                                 f"test score kept anyway")
+                scores[str(t.number)] = r
+                ctx.study.set_user_attr(ATTR_TEST, scores)
+    finally:
+        pool.terminate()
+        pool.join()
     return notes
 
 
@@ -314,11 +481,11 @@ def header(ctx: Context, jobs: int) -> list[str]:
     s = ctx.settings
     p = ctx.prepared
     test = f" / {len(p.y_test):,} test" if p.y_test is not None else ""
-    where = ctx.storage_url or f"{ctx.results_dir}/"
+    where = stores.mask_url(ctx.storage_url) or f"{ctx.results_dir}/"
     return [
         f"hpsearch {__version__} · study {s.name} · dataset {ctx.dataset.name} "
         f"({len(p.y_train):,} train / {len(p.y_val):,} val{test})",
         f"space: {ctx.space.describe()}",
-        f"sampler {s.sampler} (seed {s.seed}) · pruner {s.pruner} · {s.epochs} epochs · {jobs} worker"
-        f"{'s' if jobs != 1 else ''} · storage {where}",
+        f"sampler {s.sampler} (seed {s.seed}) · pruner {s.pruner} · {s.epochs} epoch{'s' if s.epochs != 1 else ''}"
+        f" · {jobs} worker{'s' if jobs != 1 else ''} · storage {where}",
     ]

@@ -43,6 +43,7 @@ import optuna
 
 from hpsearch._registry import did_you_mean, lookup
 from hpsearch.errors import HPSearchError, SpaceError
+from hpsearch.vocabulary import METRICS, PRUNERS, SAMPLERS, clip, safe_name, study_name_problem
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -55,10 +56,6 @@ __all__ = [
     "parse_space",
 ]
 
-#: metric name -> Optuna direction
-METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
-SAMPLERS = ("random", "tpe", "qmc")
-PRUNERS = ("none", "median", "hyperband")
 DISTRIBUTIONS = ("uniform", "log_uniform", "int", "log_int", "choice")
 #: parameters of the data pipeline rather than of the MLP
 DATA_PARAMS = ("normalizer", "norm_axis")
@@ -255,11 +252,13 @@ def _parse_study(table, default_name: str) -> StudySettings:
         path = f"study.{key}"
         if key not in allowed:
             raise SpaceError(path, f"unknown key{did_you_mean(key, allowed)}")
-        if key in ("name", "dataset"):
+        if key == "name":
+            problem = study_name_problem(value)
+            if problem:
+                raise SpaceError(path, problem)
+        elif key == "dataset":
             if not isinstance(value, str) or not value.strip():
-                raise SpaceError(path, f"must be a non-empty string, got {value!r}")
-            if key == "name" and (set(value) & set("/\\") or value in (".", "..")):
-                raise SpaceError(path, f"names the results directory, so no '/', '\\', '.' or '..'; got {value!r}")
+                raise SpaceError(path, f"must be a non-empty string, got {clip(repr(value))}")
         else:
             rule = _STUDY_RULES[key]
             problem = rule.problem(value)
@@ -366,15 +365,18 @@ def _parse_options(path: str, options, rule: _Rule) -> tuple:
     if not options:
         raise SpaceError(path, "choice needs at least one option, got []")
     out = []
+    seen = set()  # (is it a boolean, value): true and 1 stay apart, 1 and 1.0 do not, as in _same
     for i, option in enumerate(options):
         if not _is_scalar(option):
-            raise SpaceError(f"{path}[{i}]", f"an option must be a string, number or boolean, got {option!r}")
+            raise SpaceError(f"{path}[{i}]", f"an option must be a string, number or boolean, got {clip(repr(option))}")
         problem = rule.problem(option)
         if problem:
             raise SpaceError(f"{path}[{i}]", problem)
         option = rule.coerce(option)
-        if any(_same(option, seen) for seen in out):
-            raise SpaceError(f"{path}[{i}]", f"choice lists {option!r} twice")
+        key = (isinstance(option, bool), option)
+        if key in seen:
+            raise SpaceError(f"{path}[{i}]", f"choice lists {clip(repr(option))} twice")
+        seen.add(key)
         out.append(option)
     return tuple(out)
 
@@ -785,6 +787,10 @@ class Space:
                 parts.append(p.describe())
         return " · ".join(parts) if parts else "no searched parameters (every value is constant)"
 
+    def identity(self) -> dict[str, str]:
+        """``params.NAME`` → the parameter as written (TOML), for saying how two spaces differ."""
+        return {f"params.{k}": _toml_value(v) for k, v in sorted(self._raw.get("params", {}).items())}
+
     def _dist(self, optuna_name: str) -> _Dist:
         if optuna_name in self._dists:
             return self._dists[optuna_name]
@@ -910,7 +916,7 @@ def _parse(text: str, source: str) -> Space:
     for key in data:
         if key not in _SECTIONS:
             raise SpaceError(key, f"unknown section (expected [study] and [params]){did_you_mean(key, _SECTIONS)}")
-    default_name = Path(source).stem if source != _UNNAMED else "study"
+    default_name = safe_name(Path(source).stem) if source != _UNNAMED else "study"
     study = _parse_study(data.get("study", {}), default_name)
     table = data.get("params", {})
     if not isinstance(table, dict):

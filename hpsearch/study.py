@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import errno
 import faulthandler
-import fcntl
 import multiprocessing
 import os
 import signal
@@ -47,35 +46,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
-from optuna.storages import RetryHeartbeatStaleTrialCallback
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch import objective
-from hpsearch.errors import HPSearchError, ResultsError
+from hpsearch import _optuna, objective
+from hpsearch import storage as stores
+from hpsearch.errors import HPSearchError, ResultsError, StorageError
+from hpsearch.vocabulary import (
+    ATTR_TARGET,
+    DUPLICATE_OF,
+    INTERRUPTED,
+    OPTUNA_RETRY_ROOT,
+    PRUNERS,
+    RETRY_OF,
+    SAMPLERS,
+    SLOT,
+    WORKER_ID as WORKER_ID_ATTR,
+    WORKER_LOCK,
+)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-JOURNAL_FILE = "optuna-journal.log"
 WORKERS_DIR = "workers"
-HEARTBEAT_SECONDS = 2
-GRACE_SECONDS = 10
-SAMPLERS = ("random", "tpe", "qmc")
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-PRUNERS = ("none", "median", "hyperband")
-
-# Study user attributes: what a worker on another machine needs to join.
-ATTR_SPACE = "space_toml"
-ATTR_SOURCE = "space_source"
-ATTR_FINGERPRINT = "fingerprint"
-ATTR_SETTINGS = "settings"
-ATTR_TEST = "test_scores"
+HEARTBEAT_SECONDS = stores.HEARTBEAT_SECONDS
+HOST = socket.gethostname()
+WORKER_ID = f"{HOST}:{os.getpid()}"
+#: a claimed trial that no worker signed within this time was claimed by a process that died
+UNSIGNED_GRACE_SECONDS = 60
+#: exit status of a trial process that could not record its result (the storage failed)
+EXIT_STORAGE = 75
 
 
 class TrialSeededSampler(optuna.samplers.RandomSampler):
-    """Random / log-uniform sampling where each draw depends only on (seed, trial number, name).
+    """Random / log-uniform sampling where each draw depends only on (seed, configuration slot, name).
 
     Optuna's ``RandomSampler`` draws from one stream, so which trial gets which
     configuration depends on the order trials start in. Reseeding per draw makes
-    trial *k* the same configuration whatever the number of workers.
+    configuration *k* the same whatever the number of workers, and whatever
+    interrupted the trials that ran it before.
     """
 
     def __init__(self, seed: int = 0):
@@ -83,10 +89,8 @@ class TrialSeededSampler(optuna.samplers.RandomSampler):
         self._base_seed = int(seed)
 
     def sample_independent(self, study, trial, param_name, param_distribution):
-        # a re-run of an interrupted trial draws what the original would have drawn
-        number = trial.system_attrs.get("failed_trial", trial.number)
-        key = f"{self._base_seed}:{number}:{param_name}".encode()
-        self._rng.rng.seed(zlib.crc32(key))
+        key = f"{self._base_seed}:{slot_of(trial)}:{param_name}".encode()
+        _optuna.sampler_rng(self).seed(zlib.crc32(key))
         return super().sample_independent(study, trial, param_name, param_distribution)
 
 
@@ -117,51 +121,7 @@ def open_storage(url: str | None, results_dir: Path) -> optuna.storages.BaseStor
     machine (no "database is locked"); an RDB URL (PostgreSQL, MySQL) serves many
     machines and gets Optuna's heartbeat so that a dead machine's trials are retried.
     """
-    if url is None:
-        results_dir.mkdir(parents=True, exist_ok=True)
-        return _journal(results_dir / JOURNAL_FILE)
-    if url.startswith("journal:"):
-        return _journal(Path(url[len("journal:") :]))
-    try:
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
-        )
-    except Exception as exc:  # sqlalchemy / driver errors: name the URL, not the stack
-        raise HPSearchError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
-
-
-def _journal(path: Path) -> optuna.storages.BaseStorage:
-    from optuna.storages.journal import JournalFileBackend
-
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=_FlockLock(str(path))))
-
-
-class _FlockLock:
-    """The journal's write lock as an ``flock``: the kernel drops it when its holder dies.
-
-    Optuna's file locks (a lock file or symlink that must be removed) outlive a
-    process killed with -9 while writing, and every other process then waits out
-    a 30 s grace period; an flock cannot be left behind.
-    """
-
-    def __init__(self, path: str):
-        self._path = path + ".flock"
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        fd = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    return stores.open_storage(url, results_dir, on_stale=_requeue_stale)
 
 
 def uses_heartbeat(storage) -> bool:
@@ -170,55 +130,195 @@ def uses_heartbeat(storage) -> bool:
 
 
 # ---------------------------------------------------------------- trial accounting
+#
+# A study of N trials runs N *configurations*, its slots 0..N-1. A trial runs one
+# slot (system attribute ``hpsearch:slot``); the sampler and the training seed
+# read the slot, never the trial number, so a slot is the same configuration
+# whoever runs it and however often it was interrupted before. An interrupted
+# trial is a FAIL that is no result: its slot is queued again. A slot is finished
+# once, by its first trial that finished and was not interrupted.
+
+
+def slot_of(trial: FrozenTrial | optuna.Trial) -> int:
+    """The configuration a trial runs (studies made before slots: the first trial of its retry chain)."""
+    attrs = trial.system_attrs
+    slot = attrs.get(SLOT)
+    if slot is None:
+        slot = attrs.get(OPTUNA_RETRY_ROOT, trial.number)
+    return int(slot)
+
+
+def is_interrupted(trial: FrozenTrial) -> bool:
+    """A FAIL that is no result of its configuration: stopped from outside, run again."""
+    if trial.state != TrialState.FAIL or DUPLICATE_OF in trial.system_attrs:
+        return False
+    reason = trial.user_attrs.get("fail_reason")
+    # Optuna's heartbeat check fails a stale trial without a reason of its own
+    return bool(trial.system_attrs.get(INTERRUPTED)) or not reason or str(reason).startswith("interrupted")
+
+
+def is_duplicate(trial: FrozenTrial) -> bool:
+    return DUPLICATE_OF in trial.system_attrs
+
+
+def is_live(trial: FrozenTrial) -> bool:
+    """Waiting, running, or a result (not interrupted, not a dropped duplicate)."""
+    return not (is_interrupted(trial) or is_duplicate(trial))
+
+
+@dataclass
+class Ledger:
+    """A study's trials read once and grouped by slot."""
+
+    slots: dict[int, list[FrozenTrial]]
+    target: int | None
+
+    @classmethod
+    def read(cls, study: optuna.Study) -> "Ledger":
+        slots: dict[int, list[FrozenTrial]] = {}
+        for t in study.get_trials(deepcopy=False):
+            slots.setdefault(slot_of(t), []).append(t)
+        for trials in slots.values():
+            trials.sort(key=lambda t: t.number)
+        target = study.user_attrs.get(ATTR_TARGET)
+        return cls(slots, None if target is None else int(target))
+
+    def status(self, slot: int) -> str:
+        """COMPLETE / PRUNED / FAIL (its result), RUNNING, WAITING, or "missing" (to be queued again)."""
+        trials = [t for t in self.slots.get(slot, []) if is_live(t)]
+        for t in trials:
+            if t.state in FINISHED:
+                return t.state.name
+        for state in (TrialState.RUNNING, TrialState.WAITING):
+            if any(t.state == state for t in trials):
+                return state.name
+        return "missing"
+
+    def counts(self) -> dict[str, int]:
+        slots = self.slots if self.target is None else {s: v for s, v in self.slots.items() if s < self.target}
+        c = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0, "RUNNING": 0, "WAITING": 0, "missing": 0}
+        for s in slots:
+            c[self.status(s)] += 1
+        if self.target is not None:
+            c["missing"] += max(0, self.target - len(slots))
+        c["retried"] = sum(1 for ts in self.slots.values() for t in ts if is_interrupted(t))
+        c["duplicates"] = sum(1 for ts in self.slots.values() for t in ts if is_duplicate(t))
+        c["finished"] = c["COMPLETE"] + c["PRUNED"] + c["FAIL"]
+        c["beyond"] = sum(1 for s in self.slots if self.target is not None and s >= self.target
+                          and self.status(s) in ("COMPLETE", "PRUNED", "FAIL"))
+        return c
 
 
 def effective_trials(study: optuna.Study) -> dict[str, int]:
-    """Counts by state, where a FAIL that was queued again (interrupted) does not count as finished."""
-    trials = study.get_trials(deepcopy=False)
-    retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
-    counts = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0, "RUNNING": 0, "WAITING": 0, "retried": 0}
-    for t in trials:
-        if t.state == TrialState.FAIL and t.number in retried:
-            counts["retried"] += 1
-        else:
-            counts[t.state.name] = counts.get(t.state.name, 0) + 1
-    counts["finished"] = counts["COMPLETE"] + counts["PRUNED"] + counts["FAIL"]
-    return counts
+    """Counts of configurations by state: each slot once, interrupted and duplicate trials aside."""
+    return Ledger.read(study).counts()
+
+
+def finished_configurations(study: optuna.Study) -> int:
+    """How many configurations have a result, whatever the study's current target."""
+    ledger = Ledger.read(study)
+    return sum(1 for s in ledger.slots if ledger.status(s) in ("COMPLETE", "PRUNED", "FAIL"))
 
 
 def top_up(study: optuna.Study, n_trials: int) -> int:
-    """Queue WAITING trials so that finished + running + waiting == n_trials; returns how many were added."""
-    c = effective_trials(study)
-    missing = n_trials - (c["finished"] + c["RUNNING"] + c["WAITING"])
-    for _ in range(max(0, missing)):
-        study.enqueue_trial({}, skip_if_exists=False)
-    return max(0, missing)
+    """Make the study's target ``n_trials`` configurations and queue every slot below it that
+    has no live trial (never run, or only interrupted); returns how many were queued."""
+    if study.user_attrs.get(ATTR_TARGET) != n_trials:
+        study.set_user_attr(ATTR_TARGET, n_trials)
+    return requeue_missing(study)
+
+
+def requeue_missing(study: optuna.Study) -> int:
+    """Queue again each slot below the target whose trials were all interrupted (or that has none)."""
+    ledger = Ledger.read(study)
+    target = ledger.target if ledger.target is not None else (max(ledger.slots) + 1 if ledger.slots else 0)
+    added = 0
+    for slot in range(target):
+        if ledger.status(slot) == "missing":
+            previous = ledger.slots.get(slot, [])
+            _enqueue(study, slot, previous[-1] if previous else None)
+            added += 1
+    return added
+
+
+def _enqueue(study: optuna.Study, slot: int, previous: FrozenTrial | None) -> None:
+    """A WAITING trial for ``slot``; a retry keeps the configuration ``previous`` had drawn."""
+    attrs = {SLOT: slot}
+    params, dists = {}, {}
+    if previous is not None:
+        attrs[RETRY_OF] = previous.number
+        attrs[OPTUNA_RETRY_ROOT] = slot
+        params, dists = dict(previous.params), dict(previous.distributions)
+    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, params=params, distributions=dists,
+                                              system_attrs=attrs))
 
 
 def claim(study: optuna.Study) -> int | None:
-    """Atomically move one WAITING trial to RUNNING; its id, or None when none is left."""
-    storage = study._storage
-    for t in storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,)):
+    """Atomically move one WAITING trial of a slot below the target to RUNNING; its id, or None.
+
+    Two processes that queued the same slot at once leave two trials for it: the
+    second one claimed is dropped (FAIL, ``hpsearch:duplicate_of``) before it runs,
+    so a configuration never finishes twice.
+    """
+    storage = _optuna.storage(study)
+    sid = _optuna.study_id(study)
+    target = study.user_attrs.get(ATTR_TARGET)
+    waiting = storage.get_all_trials(sid, deepcopy=False, states=(TrialState.WAITING,))
+    for t in sorted(waiting, key=lambda t: (slot_of(t), t.number)):
+        if target is not None and slot_of(t) >= target:
+            continue
+        tid = _optuna.trial_id(t)
         try:
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                return t._trial_id
+            if not storage.set_trial_state_values(tid, state=TrialState.RUNNING):
+                continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
+        first = _first_live(study, slot_of(t))
+        if first is not None and first.number < t.number:
+            _drop_duplicate(storage, tid, first.number)
+            continue
+        return tid
     return None
 
 
+def _first_live(study: optuna.Study, slot: int) -> FrozenTrial | None:
+    live = [t for t in study.get_trials(deepcopy=False) if slot_of(t) == slot and is_live(t)]
+    return min(live, key=lambda t: t.number) if live else None
+
+
+def _drop_duplicate(storage, trial_id: int, first: int) -> None:
+    try:
+        storage.set_trial_system_attr(trial_id, DUPLICATE_OF, first)
+        storage.set_trial_user_attr(trial_id, "fail_reason", f"duplicate: trial {first} runs this configuration")
+        storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass
+
+
 def mark_failed(study: optuna.Study, trial_id: int, reason: str, *, retry: bool) -> bool:
-    """RUNNING → FAIL with ``fail_reason``; queue the configuration again if ``retry``."""
-    storage = study._storage
+    """RUNNING → FAIL with ``fail_reason``; with ``retry`` the trial is interrupted and its slot queued again.
+
+    Returns False when the trial had already finished (another process got there
+    first). The slot is queued by whoever made the change; if that process dies
+    before it can, the next ``top_up`` or stale-trial check queues it.
+    """
+    storage = _optuna.storage(study)
     try:
         storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        if retry:
+            storage.set_trial_system_attr(trial_id, INTERRUPTED, True)
         if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
             return False
     except optuna.exceptions.UpdateFinishedTrialError:
         return False  # another worker got there first
     if retry:
-        RetryHeartbeatStaleTrialCallback(max_retry=2)(study, storage.get_trial(trial_id))
+        requeue_missing(study)
     return True
+
+
+def _requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Optuna's heartbeat check failed ``trial`` (its worker stopped beating): queue its slot again."""
+    requeue_missing(study)
 
 
 # ---------------------------------------------------------------- worker liveness
@@ -228,10 +328,12 @@ class WorkerLock:
     """An ``flock`` held for the life of a worker process; the kernel drops it when the process dies."""
 
     def __init__(self, results_dir: Path):
-        d = results_dir / WORKERS_DIR
+        import fcntl
+
+        d = (Path(results_dir) / WORKERS_DIR).absolute()
         d.mkdir(parents=True, exist_ok=True)
-        self.path = d / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.lock"
-        self._fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        self.path = d / f"{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}.lock"
+        self._fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o666)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def release(self) -> None:
@@ -242,6 +344,8 @@ class WorkerLock:
 
 
 def _lock_is_dead(path: str) -> bool:
+    import fcntl
+
     try:
         fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
@@ -258,22 +362,49 @@ def _lock_is_dead(path: str) -> bool:
     return True
 
 
+def _pid_is_dead(worker_id: str | None) -> bool | None:
+    """From ``host:pid``: True / False on this host, None when the worker ran elsewhere."""
+    host, _, pid = (worker_id or "").rpartition(":")
+    if host != HOST or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _worker_is_gone(t: FrozenTrial) -> bool:
+    lock = t.system_attrs.get(WORKER_LOCK)
+    worker = t.system_attrs.get(WORKER_ID_ATTR)
+    if lock is None and worker is None:
+        # claimed but killed before the worker could sign it: stale after a grace period
+        started = t.datetime_start.timestamp() if t.datetime_start else time.time()
+        return time.time() - started > UNSIGNED_GRACE_SECONDS
+    if lock is not None and Path(lock).is_absolute() and Path(lock).parent.is_dir():
+        return _lock_is_dead(lock)
+    # a lock path of hpsearch 0.1 (relative to where that run started), or no lock: ask the process table
+    return bool(_pid_is_dead(worker))
+
+
 def fail_stale_trials(study: optuna.Study) -> int:
     """Fail (and queue again) RUNNING trials whose worker is gone; returns how many."""
-    if uses_heartbeat(study._storage):
+    storage = _optuna.storage(study)
+    if uses_heartbeat(storage):
         before = effective_trials(study)["retried"]
         optuna.storages.fail_stale_trials(study)
+        # a claim whose worker died before its first heartbeat has none: Optuna never finds it stale
+        for t in storage.get_all_trials(_optuna.study_id(study), deepcopy=False, states=(TrialState.RUNNING,)):
+            if WORKER_ID_ATTR not in t.system_attrs and _worker_is_gone(t):
+                mark_failed(study, _optuna.trial_id(t), "interrupted: claimed by a process that died", retry=True)
+        requeue_missing(study)
         return effective_trials(study)["retried"] - before
     n = 0
-    for t in study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-        lock = t.system_attrs.get("hpsearch:worker")
-        if lock is None:
-            # claimed but killed before the worker could sign it: stale after a grace period
-            started = t.datetime_start.timestamp() if t.datetime_start else time.time()
-            dead = time.time() - started > 60
-        else:
-            dead = Path(lock).parent.exists() and _lock_is_dead(lock)
-        if dead and mark_failed(study, t._trial_id, "interrupted: its worker process is gone", retry=True):
+    for t in storage.get_all_trials(_optuna.study_id(study), deepcopy=False, states=(TrialState.RUNNING,)):
+        if _worker_is_gone(t) and mark_failed(study, _optuna.trial_id(t),
+                                              "interrupted: its worker process is gone", retry=True):
             n += 1
     return n
 
@@ -314,8 +445,8 @@ class Progress:
     events: list[str] = field(default_factory=list)
 
 
-def _set_pdeathsig() -> None:
-    """Linux: the trial process dies with its supervisor (a killed run leaves no orphans)."""
+def set_pdeathsig() -> None:
+    """Linux: this process dies with its parent (a killed run leaves no orphans)."""
     try:
         import ctypes
 
@@ -326,25 +457,46 @@ def _set_pdeathsig() -> None:
 
 
 def _child_main(trial: optuna.Trial, config: dict, seed: int, prepared, opts: RunOptions) -> None:
-    """Body of a trial process: train the configuration and tell the study. Exit status 0 means told."""
-    _set_pdeathsig()
+    """Body of a trial process: train the configuration and tell the study.
+
+    Exit status 0: told (or another process had already finished the trial);
+    ``EXIT_STORAGE``: the storage could not take the result (the supervisor stops the run).
+    """
+    set_pdeathsig()
     faulthandler.disable()  # a crash is reported once, by the supervisor, as the trial's fail_reason
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C and SIGTERM are the supervisor's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        _train_and_tell(trial, config, seed, prepared, opts)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass  # another process finished this trial (it judged this worker dead): its word stands
+    except StorageError:
+        os._exit(EXIT_STORAGE)
+    except OSError as exc:
+        if stores.is_disk_full(exc):
+            os._exit(EXIT_STORAGE)
+        raise
+
+
+def _train_and_tell(trial: optuna.Trial, config: dict, seed: int, prepared, opts: RunOptions) -> None:
     study = trial.study
-    if opts.storage_url is not None and not isinstance(study._storage, optuna.storages.JournalStorage):
+    if opts.storage_url is not None and not stores.is_journal(_optuna.storage(study)):
         # never share a database connection across a fork
-        storage = optuna.storages.RDBStorage(opts.storage_url, skip_compatibility_check=True)
-        study = optuna.load_study(study_name=study.study_name, storage=storage,
+        study = optuna.load_study(study_name=study.study_name, storage=stores.reopen(opts.storage_url),
                                   sampler=study.sampler, pruner=study.pruner)
         # Optuna's cache maps trial ids only after a sync; study.ask does the same before it pops
-        study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        trial = optuna.Trial(study, trial._trial_id)
+        _optuna.storage(study).get_all_trials(_optuna.study_id(study), deepcopy=False, states=(TrialState.RUNNING,))
+        trial = optuna.Trial(study, _optuna.trial_id(trial))
     try:
         state, value = objective.run_trial(
             trial, config, prepared, epochs=opts.epochs, metric=opts.metric, seed=seed, prune=opts.prune
         )
+    except (StorageError, optuna.exceptions.UpdateFinishedTrialError):
+        raise
     except Exception as exc:  # any error of the trial's own: FAIL with its message, study goes on
-        study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", _one_line(exc))
+        if isinstance(exc, OSError) and stores.is_disk_full(exc):
+            raise
+        _optuna.storage(study).set_trial_user_attr(_optuna.trial_id(trial), "fail_reason", _one_line(exc))
         study.tell(trial, state=TrialState.FAIL)
         return
     if state == TrialState.COMPLETE:
@@ -372,11 +524,12 @@ class Supervisor:
 
     def __init__(self, study, space, prepared, opts: RunOptions, results_dir: Path | None):
         self.study = study
+        self.storage = _optuna.storage(study)
         self.space = space
         self.prepared = prepared
         self.opts = opts
         self.running: dict[int, _Running] = {}
-        self.heartbeat = uses_heartbeat(study._storage)
+        self.heartbeat = uses_heartbeat(self.storage)
         self.lock = WorkerLock(results_dir) if results_dir is not None and not self.heartbeat else None
         self._ctx = multiprocessing.get_context("fork")
         self._stop = False
@@ -386,21 +539,25 @@ class Supervisor:
         self._stop = True
 
     def _start(self, trial_id: int) -> None:
-        storage = self.study._storage
-        if self.lock is not None:
-            storage.set_trial_system_attr(trial_id, "hpsearch:worker", str(self.lock.path))
-        storage.set_trial_system_attr(trial_id, "hpsearch:worker_id", WORKER_ID)
-        if self.heartbeat:
-            storage.record_heartbeat(trial_id)
+        storage = self.storage
+        try:
+            if self.lock is not None:
+                storage.set_trial_system_attr(trial_id, WORKER_LOCK, str(self.lock.path))
+            storage.set_trial_system_attr(trial_id, WORKER_ID_ATTR, WORKER_ID)
+            if self.heartbeat:
+                storage.record_heartbeat(trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return  # another process judged the claim dead and finished it
         # The configuration is drawn here, before the fork, so the data it needs are
         # scaled once in this process and shared by every trial process that follows.
         trial = optuna.Trial(self.study, trial_id)
-        retry_of = trial._cached_frozen_trial.system_attrs.get("failed_trial")
-        seed = objective.trial_seed(self.opts.seed, trial.number if retry_of is None else retry_of)
+        seed = objective.trial_seed(self.opts.seed, slot_of(_optuna.frozen(trial)))
         try:
             config = self.space.suggest(trial)
             data_opts, _ = objective.split_config(config)
             self.prepared.normalized(data_opts["normalizer"], data_opts["norm_axis"])
+        except (StorageError, optuna.exceptions.UpdateFinishedTrialError):
+            raise
         except Exception as exc:
             storage.set_trial_user_attr(trial_id, "fail_reason", _one_line(exc))
             self.study.tell(trial, state=TrialState.FAIL)
@@ -419,6 +576,7 @@ class Supervisor:
         beat = self.heartbeat and now - self._last_beat >= HEARTBEAT_SECONDS / 2
         if beat:
             self._last_beat = now
+        storage_failed = False
         for tid, r in list(self.running.items()):
             code = r.process.exitcode
             timeout = self.opts.trial_timeout
@@ -429,24 +587,38 @@ class Supervisor:
                 events.append(f"trial {r.number} stopped: over the {timeout:g} s time limit")
             elif code is None:
                 if beat:  # on the trial's behalf: it lives as long as this supervisor sees it
-                    self.study._storage.record_heartbeat(tid)
+                    self.storage.record_heartbeat(tid)
                 continue
-            elif code != 0 or self.study._storage.get_trial(tid).state == TrialState.RUNNING:
+            elif code == EXIT_STORAGE:
+                storage_failed = True  # left RUNNING: the resume queues it again
+            elif code != 0 or self.storage.get_trial(tid).state == TrialState.RUNNING:
                 reason = _exit_reason(code if code != 0 else None)
                 if mark_failed(self.study, tid, reason, retry=False):
                     events.append(f"trial {r.number} failed: {reason}")
             r.process.join()
             del self.running[tid]
+        if storage_failed:
+            raise StorageError("a trial could not record its result: the storage cannot be written "
+                               "(no space left?); every finished trial is kept — free some space and run "
+                               "the same command to resume")
 
-    def interrupt(self) -> list[int]:
-        """Stop every running trial now; they are failed and queued again. Returns their numbers."""
+    def interrupt(self, reason: str = "interrupted: stopped by the user") -> list[int]:
+        """Stop every running trial now; they are failed and queued again. Returns their numbers.
+
+        Safe to call when the storage itself has failed: the trials are stopped all
+        the same, and those that cannot be marked stay RUNNING for the resume to find.
+        """
         numbers = []
-        for tid, r in list(self.running.items()):
+        for r in self.running.values():
             r.process.kill()
+        for tid, r in list(self.running.items()):
             r.process.join()
-            if mark_failed(self.study, tid, "interrupted: stopped by the user", retry=True):
-                numbers.append(r.number)
             del self.running[tid]
+            try:
+                if mark_failed(self.study, tid, reason, retry=True):
+                    numbers.append(r.number)
+            except (StorageError, OSError):
+                continue
         return numbers
 
     def step(self, wait: float = 0.2) -> tuple[bool, list[str]]:
@@ -456,7 +628,7 @@ class Supervisor:
         if not self._stop:
             if fail_stale_trials(self.study):
                 events.append("trials of a dead worker were failed and queued again")
-            while len(self.running) < self.opts.jobs:
+            while len(self.running) < self.opts.jobs and not self._stop:
                 tid = claim(self.study)
                 if tid is None:
                     break
@@ -483,7 +655,7 @@ class Supervisor:
 def progress(study: optuna.Study, total: int) -> Progress:
     trials = study.get_trials(deepcopy=False)
     c = effective_trials(study)
-    p = Progress(finished=c["finished"], total=total, running=c["RUNNING"], failed=c["FAIL"])
+    p = Progress(finished=min(c["finished"], total), total=total, running=c["RUNNING"], failed=c["FAIL"])
     p.diverged = sum(
         1 for t in trials if t.state == TrialState.PRUNED and t.user_attrs.get("prune_reason") in ("overflow", "nan")
     )
@@ -502,8 +674,10 @@ def progress(study: optuna.Study, total: int) -> Progress:
 @contextmanager
 def directory_lock(results_dir: Path):
     """Serialize study creation / top-up between processes sharing one results directory."""
+    import fcntl
+
     results_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(results_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+    fd = os.open(results_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -107,26 +108,32 @@ def test_kill_9_then_the_same_command_finishes_exactly_n_trials_and_keeps_the_fi
             assert rerun["lr"] == row["lr"] and rerun["hidden_1"] == row["hidden_1"]
 
 
-def test_ctrl_c_stops_cleanly_keeps_results_and_says_how_to_resume(tmp_path):
-    space = write_space(tmp_path, trials=12)
+def test_ctrl_c_stops_cleanly_keeps_results_and_prints_the_command_that_resumes_this_study(tmp_path):
+    space = write_space(tmp_path, trials=12, epochs=9)
     out = tmp_path / "out"
-    d = out / "rel"
-    proc = hpsearch("run", space, "--out", out, "--jobs", 2)
-    wait_for_finished(d, "rel", 2)
+    d = out / "renamed"
+    # options that choose the study: the hint must repeat every one of them
+    proc = hpsearch("run", space, "--out", out, "--jobs", 2, "--epochs", 6, "--name", "renamed", "--trials", 12)
+    wait_for_finished(d, "renamed", 2)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130
-    assert "run the same command again to resume" in stderr
     assert "Traceback" not in stderr
+    hint = stderr.split("run this command to resume:")[1].strip().splitlines()[0]
+    for option in ("--epochs 6", "--name renamed", "--trials 12", f"--out {out}"):
+        assert option in hint, hint
     df = finished_frame(d)
     assert (df["state"] != "RUNNING").all()
     n_done = int((df["retried_as"].isna() & df["state"].isin(["COMPLETE", "PRUNED"])).sum())
-    assert n_done >= 2
+    assert 2 <= n_done < 12, "the interrupt landed after the end"
     assert "summary" not in stderr and (d / "summary.md").is_file()
 
-    again = hpsearch("run", space, "--out", out, "--jobs", 2, "-q")
+    argv = shlex.split(hint)
+    assert argv[:3] == ["python", "-m", "hpsearch"]
+    again = hpsearch(*argv[3:], "-q")
     _, err = again.communicate(timeout=300)
     assert again.returncode == 0, err
+    assert "different space" not in err
     df = finished_frame(d)
     assert int(df["retried_as"].isna().sum()) == 12
 

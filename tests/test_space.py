@@ -75,7 +75,8 @@ BAD = [
     (S + 'sampler = "grid"\n', "study.sampler: unknown sampler 'grid' (allowed: qmc, random, tpe)"),
     (S + 'pruner = "medain"\n', "study.pruner: unknown pruner 'medain' (allowed: hyperband, median, none); "
                                 "did you mean 'median'?"),
-    (S + 'name = "../x"\n', "study.name: names the results directory, so no '/', '\\', '.' or '..'; got '../x'"),
+    (S + 'name = "../x"\n', "study.name: names the results directory, so it takes letters, digits, '.', '_' and '-', "
+                            "starting with a letter or digit, at most 100 characters; got '../x'"),
     (S + "name = 5\n", "study.name: must be a non-empty string, got 5"),
     (S + "seed = -1\n", "study.seed: must be >= 0, got -1"),
     # unknown names and wrong types
@@ -482,9 +483,9 @@ def test_to_toml_refuses_changes_that_break_a_rule():
 
 
 def test_to_toml_writes_strings_and_floats_that_read_back_exactly():
-    source = '[study]\nname = "a \\"quoted\\" name\\u007f é"\n[params]\nlr = 1e-05\neps = 1.5e-08\n'
+    source = '[study]\ndataset = "csv:a \\"quoted\\" name\\u007f é"\n[params]\nlr = 1e-05\neps = 1.5e-08\n'
     text = parse_space(source).to_toml()
     data = tomllib.loads(text)
-    assert data["study"]["name"] == 'a "quoted" name\x7f é'
+    assert data["study"]["dataset"] == 'csv:a "quoted" name\x7f é'
     assert data["params"] == {"lr": 1e-05, "eps": 1.5e-08}
     assert "lr  = 1e-05" in text
