@@ -20,16 +20,16 @@ from optuna.trial import TrialState
 
 from hpsearch.errors import ResultsError
 from hpsearch.mlp import TRACE_COLUMNS
-from hpsearch.sharpness import columns as sharpness_columns
+from hpsearch.sharpness import COLUMNS as SHARPNESS_COLUMNS, columns as sharpness_columns
 from hpsearch.vocabulary import ATTR_TEST, DIVERGED_REASONS, OPTUNA_RETRY_ROOT, RETRY_OF, WORKER_ID
 
 CURVE_COLUMNS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy"]
 #: trials.csv columns that are not parameters (every other column is a parameter)
 RESULT_COLUMNS = ("number", "state", "prune_reason", "fail_reason", "value", "best_epoch", "hidden", *CURVE_COLUMNS,
-                  "epochs_run", "test_accuracy", "div_epoch", "div_step", "div_where", "trial_seed", "worker",
+                  "epochs_run", "test_accuracy", "div_epoch", "div_step", "div_where", *SHARPNESS_COLUMNS, "trial_seed", "worker",
                   "retry_of", "retried_as", "seconds", "datetime_start")
 INT_COLUMNS = {"number", "best_epoch", "div_epoch", "div_step", "epochs_run", "batch_size", "n_layers",
-               "retried_as", "retry_of", "epochs", "stop_epoch"}
+               "retried_as", "retry_of", "epochs", "stop_epoch", "sharpness_step"}
 SHORT = {"val_accuracy": "val_acc", "val_loss": "val_loss", "batch_size": "batch", "normalizer": "norm",
          "test_accuracy": "test_acc", "weight_decay": "wd", "optimizer": "optim"}
 

@@ -77,7 +77,7 @@ def short_run_diverges(config: MLPConfig, x, y, n_classes: int, lr: float, steps
     empty = np.empty((0, x.shape[1]), x.dtype)
     try:
         train(config.replace(lr=lr, epochs=epochs), x[:rows], y[:rows], empty, np.empty(0, np.intp),
-              n_classes=n_classes, train_metrics="none")
+              n_classes=n_classes, train_metrics="none", explain=False)
     except Diverged:
         return True
     return False

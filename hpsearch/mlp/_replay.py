@@ -9,8 +9,9 @@ import numpy as np
 from hpsearch.mlp._workspace import ERRSTATE, Blowup, Workspace
 
 TRACE_COLUMNS = ("epoch", "step", "max_abs_preact_out", "max_abs_w_out",
-                 "max_abs_grad_w_out", "max_abs_grad_hidden")
+                 "max_abs_grad_w_out", "max_abs_grad_hidden", "sharpness")
 TRACE_STEPS = 32  # steps kept in the divergence trace
+SHARPNESS_EVERY = 8  # trace steps between two measurements of the sharpness (see replay_trace)
 SNAPSHOT_EVERY = 4 * TRACE_STEPS  # steps between two snapshots of the training state (>= TRACE_STEPS)
 
 
@@ -65,13 +66,19 @@ class Snapshots:
 
 
 def replay_trace(snapshots: Snapshots, perms, last: int, load: Callable[[int, np.ndarray], Workspace],
-                 optimizer, workspaces: list[Workspace]) -> list[tuple]:
+                 optimizer, workspaces: list[Workspace],
+                 measure: Callable[[], float | None] | None = None) -> list[tuple]:
     """The trace rows of the (up to) ``TRACE_STEPS`` steps ending at step ``last``: the
     latest snapshot before them is restored and the steps from there are run again
     with tracing on, the failing one last. ``perms`` holds ``(epoch, steps before it,
     its permutation)`` for the epochs the replay may reach back to; ``load(j, perm)``
     loads batch ``j`` of such an epoch and returns the workspace that runs it.
-    Exact: the same arithmetic on the same batches gives the same numbers."""
+    Exact: the same arithmetic on the same batches gives the same numbers.
+
+    ``measure()`` (optional) returns the sharpness of the loss at the current parameters;
+    it is called before the first traced step, every ``SHARPNESS_EVERY`` steps after it and
+    before the last one, and its value fills the row's ``sharpness`` (``None`` elsewhere):
+    the curvature each of those steps started from."""
     first = max(1, last - TRACE_STEPS + 1)
     at = snapshots.restore(first - 1)
     rows = []
@@ -82,13 +89,16 @@ def replay_trace(snapshots: Snapshots, perms, last: int, load: Callable[[int, np
             for s in range(at + 1, last + 1):
                 epoch, before, perm = next(e for e in reversed(perms) if e[1] < s)
                 ws = load(s - before - 1, perm)
+                sharp = None
+                if measure is not None and s >= first and (not (s - first) % SHARPNESS_EVERY or s == last):
+                    sharp = measure()
                 try:
                     ws.train_step(optimizer)
                 except Blowup:  # the failing step: the magnitudes it reached before blowing up
-                    rows.append((epoch, s, *_last_magnitudes(ws)))
+                    rows.append((epoch, s, *_last_magnitudes(ws), sharp))
                     break
                 if s >= first:
-                    rows.append((epoch, s, *ws.trace))
+                    rows.append((epoch, s, *ws.trace, sharp))
     finally:
         for ws in workspaces:
             ws.tracing = False

@@ -25,10 +25,11 @@ from hpsearch.mlp._config import MLPConfig
 from hpsearch.mlp._network import MLP
 from hpsearch.mlp._workspace import Workspace, one_hot
 
-PROBE_ROWS = 512  # training rows of the fixed probe batch
+PROBE_ROWS = 256  # training rows of the fixed probe batch
 FD_STEP = 1e-4  # ε of the central difference, along a unit vector (float64: error ~ε² + 1e-16/ε)
 TOL = 1e-3  # relative accuracy asked of the Lanczos iterations
 MAX_PRODUCTS = 60  # give up (and return the best estimate) after this many curvature products
+TRACE_TOL, TRACE_PRODUCTS = 1e-2, 24  # in a divergence trace: 1 % is plenty, and the last steps are far from smooth
 
 
 def stability_limit(config: MLPConfig) -> float | None:
@@ -150,7 +151,7 @@ def top_eigenvalue(matvec, n: int, rng: np.random.Generator, *, tol: float = TOL
     """The largest (algebraic) eigenvalue of the symmetric operator ``matvec`` on R^n:
     ``(value, matvecs used, converged)``. Lanczos from a random start drawn from ``rng``;
     on no convergence within ``max_matvecs``, the best Ritz value so far."""
-    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
     count = [0]
 
@@ -169,17 +170,29 @@ def top_eigenvalue(matvec, n: int, rng: np.random.Generator, *, tol: float = TOL
                      maxiter=max(1, max_matvecs // ncv), return_eigenvectors=False)
         return float(vals[-1]), count[0], True
     except ArpackNoConvergence as err:
-        vals = err.eigenvalues
-        if len(vals):
-            return float(np.max(vals)), count[0], False
-        # no Ritz value at all: the Rayleigh quotient of a few power steps
-        v = v0 / np.linalg.norm(v0)
-        value = float(v @ counted(v))
-        return value, count[0], False
+        if len(err.eigenvalues):
+            return float(np.max(err.eigenvalues)), count[0], False
+    except ArpackError:  # a degenerate operator (all of it 0, say: a dead network)
+        pass
+    return _power(counted, v0, max_matvecs - count[0]), count[0], False
+
+
+def _power(matvec, v, steps: int) -> float:
+    """The Rayleigh quotient after a few plain power steps (the fallback; 0 for a 0 operator)."""
+    v = v / np.linalg.norm(v)
+    value = 0.0
+    for _ in range(max(1, steps)):
+        w = matvec(v)
+        value = float(v @ w)
+        norm = float(np.linalg.norm(w))
+        if norm == 0.0:
+            return 0.0
+        v = w / norm
+    return value
 
 
 def sharpness(model: MLP, x, y, *, rng: np.random.Generator | None = None,
-              probe: HessianProbe | None = None) -> Sharpness:
+              probe: HessianProbe | None = None, tol: float = TOL, max_products: int = MAX_PRODUCTS) -> Sharpness:
     """``λ_max`` of ``model``'s training loss on ``(x, y)`` (use a fixed probe batch of a few
     hundred rows: the cost is linear in it). Pass ``probe`` to reuse the buffers of an
     earlier call on the same batch (it is loaded with ``model``'s parameters)."""
@@ -189,10 +202,31 @@ def sharpness(model: MLP, x, y, *, rng: np.random.Generator | None = None,
     else:
         probe.load(model)
     with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
-        value, products, converged = top_eigenvalue(probe.gnvp, probe.theta.size, rng)
+        value, products, converged = top_eigenvalue(probe.gnvp, probe.theta.size, rng, tol=tol,
+                                                    max_matvecs=max_products)
     return Sharpness(value, products, converged)
 
 
 def probe_rows(n: int, rng: np.random.Generator, rows: int = PROBE_ROWS) -> np.ndarray:
     """Indices of a fixed probe batch of ``min(rows, n)`` training rows, in increasing order."""
     return np.sort(rng.choice(n, size=min(rows, n), replace=False))
+
+
+class SharpnessProbe:
+    """``probe()`` → the sharpness of ``model``'s loss on ``(x, y)`` at its current parameters,
+    or ``None`` where it cannot be measured (the float64 copy overflows too). The trainer's
+    replay calls it at a few steps before a blow-up; the buffers are built at the first call."""
+
+    def __init__(self, model: MLP, x, y):
+        self.model, self.x, self.y = model, x, y
+        self._probe = None
+
+    def __call__(self) -> float | None:
+        try:
+            if self._probe is None:
+                self._probe = HessianProbe(self.model, self.x, self.y)
+            value = sharpness(self.model, self.x, self.y, probe=self._probe, tol=TRACE_TOL,
+                              max_products=TRACE_PRODUCTS).value
+        except (FloatingPointError, ArithmeticError, ValueError):
+            return None
+        return value if np.isfinite(value) else None

@@ -16,6 +16,7 @@ from hpsearch.mlp._initializers import SYMMETRIC
 from hpsearch.mlp._inputs import check_xy
 from hpsearch.mlp._network import EVAL_ROWS, MLP
 from hpsearch.mlp._optimizers import OPTIMIZERS
+from hpsearch.mlp._sharpness import SharpnessProbe, probe_rows
 from hpsearch.mlp._reorder import REORDER_MIN_SAVING, REORDER_MODES, InputOrder, row_groups
 from hpsearch.mlp._replay import SNAPSHOT_EVERY, TRACE_COLUMNS, Snapshots, replay_trace
 from hpsearch.mlp._workspace import ERRSTATE, Blowup, ConstantInputs, Workspace, count_correct
@@ -54,7 +55,7 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
           on_epoch: Callable[[int, dict], None] | None = None,
           metric: str = "val_accuracy", keep_best: bool = False,
           train_metrics: str = "running", n_classes: int | None = None,
-          reorder: str = "auto") -> History:
+          reorder: str = "auto", explain: bool = True) -> History:
     """Train an MLP on ``(x_train, y_train)``, validating on ``(x_val, y_val)`` every epoch.
 
     ``on_epoch(epoch, metrics)`` runs after every epoch (1-based) with ``train_loss,
@@ -65,7 +66,9 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     grouped by their first nonzero input: the same arithmetic up to rounding, see
     :class:`~hpsearch.mlp._reorder.InputOrder`): ``"auto"`` when the products it saves
     over the run pay for it, ``"always"`` whenever some input varies, ``"never"``.
-    Overflow or NaN anywhere raises :class:`hpsearch.errors.Diverged`.
+    Overflow or NaN anywhere raises :class:`hpsearch.errors.Diverged`; with ``explain`` its
+    trace is rebuilt by replaying the last steps, with the sharpness of the loss measured
+    along them (a run that does not diverge pays nothing for either).
     """
     if not isinstance(config, MLPConfig):
         config = MLPConfig.from_dict(config)
@@ -100,6 +103,7 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
         min_saving=0.0 if reorder == "always" else REORDER_MIN_SAVING)
     try:
         eval_rows = min(EVAL_ROWS, max(len(x_val), n if train_metrics == "full" else 0, 1))
+        probe = _probe_batch(config, x_train, y_train, plan) if explain else None
         if plan is None:
             run = _Run(model, optimizer, x_train, y_train, n_classes, batch, dropout_rng)
             evaluate = _Evaluator(model, eval_rows)
@@ -110,6 +114,7 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
             evaluate = _Evaluator(model, eval_rows, plan.evaluate)
             val_set = plan.evaluation_set(x_val, y_val, eval_rows)
             train_set = plan.evaluation_set(x_train, y_train, eval_rows) if train_metrics == "full" else None
+        run.probe = probe
         _epochs(config, run, evaluate, history, shuffle_rng, train_set, val_set,
                 on_epoch, metric, keep_best, train_metrics)
     finally:
@@ -259,21 +264,36 @@ class _Run:
             raise Blowup.from_fpe(err, loss.stage) from None
         return total / len(y), count_correct(logits, y) / len(y)
 
+    probe = None  # () -> (x, y): the probe batch of the sharpness, in W_1's row order; None: no trace
+
     def diverged(self, b: Blowup, epoch: int) -> Diverged:
         """The :class:`Diverged` for blow-up ``b``, its trace rebuilt by replaying the last steps."""
+        if self.probe is None:
+            return Diverged(b.reason, epoch, self.step, b.where, [])
         rows = self._replay()
         return Diverged(b.reason, epoch, self.step, b.where,
                         [dict(zip(TRACE_COLUMNS, r)) for r in rows])
 
     def _replay(self) -> list[tuple]:
         workspaces = [ws for ws in (self.ws_full, self.ws_last) if ws is not None]
-        return replay_trace(self.snapshots, self.perms, self.step, self._load, self.optimizer, workspaces)
+        return replay_trace(self.snapshots, self.perms, self.step, self._load, self.optimizer, workspaces,
+                            SharpnessProbe(self.model, *self.probe()))
 
     def _load(self, j: int, perm: np.ndarray) -> Workspace:
         """Batch ``j`` of the epoch that ran in order ``perm``, loaded into its workspace."""
         ws, ts = (self.ws_full, self.ts_full) if j < self.n_full else (self.ws_last, self.ts_last)
         ws.load(self.x, ts, perm[j * self.batch:(j + 1) * self.batch])
         return ws
+
+
+def _probe_batch(config: MLPConfig, x, y, plan):
+    """A function giving the sharpness's fixed probe batch (drawn from the config's seed) with
+    its inputs in the order of W_1's rows; the rows are copied only when it is called."""
+    def batch():
+        idx = probe_rows(len(x), np.random.default_rng([config.seed, 1]))
+        xp = x[idx]
+        return (xp if plan is None else xp.take(plan.order, axis=1)), y[idx]
+    return batch
 
 
 def _scaled_targets(y, k: int, dtype, scale) -> np.ndarray:
