@@ -4,10 +4,12 @@ For each of ``--samples`` configurations drawn from the space (every parameter b
 ``lr``, as a study would draw them), :func:`hpsearch.mlp.lr_edge` measures the loss's
 sharpness ``λ_max`` at initialization, which puts the optimizer's quadratic stability
 limit at ``lr = limit / λ_max``, and bisects ``lr`` with short runs of the real trainer
-around it to find where runs stop recovering. The space's edge is the median over the
-configurations (what a decision tree on a study's ``lr`` finds is where half of them
-diverge), with the spread over configurations and the median per value of every
-categorical parameter. Adaptive optimizers (adagrad, rmsprop, adam) get no number: the
+around it to find where runs stop recovering. Those per-configuration edges give the
+share of a study's trials that diverge at each ``lr``; the space's edge is where a
+one-split tree on ``lr`` -- what ``regions`` fits on a study -- would cut that share over
+the searched range (the median configuration's edge when the range does not reach it),
+with the spread over configurations, and the same per value of every categorical
+parameter. Adaptive optimizers (adagrad, rmsprop, adam) get no number: the
 step they take is rescaled per parameter, so ``lr · λ_max`` does not bound it.
 """
 
@@ -126,57 +128,129 @@ def _measure(i: int) -> dict:
             "survived": est.low, "diverged": est.high, "factor": est.factor, "runs": est.runs}
 
 
-def _spread(values) -> tuple[float, float]:
-    lo, hi = np.percentile(np.log(values), SPREAD)
-    return float(math.exp(lo)), float(math.exp(hi))
+SMOOTH = 0.1  # each configuration's edge is known to about ±10 % (the bisection's last bracket)
 
 
-def _median(values) -> float:
-    return float(math.exp(np.median(np.log(values))))
+def tree_edge(edges, dist, weights=None) -> float | None:
+    """The ``lr`` threshold of a depth-1 tree (Gini, as ``regions`` fits) on a study of a space whose
+    configurations diverge above ``edges`` (0: at any lr, inf: never; each counted with its
+    ``weights``), with ``lr`` drawn from ``dist``; ``None`` if the searched range holds no
+    threshold (nothing or everything there diverges)."""
+    from scipy.stats import norm
+
+    lo, hi = float(dist.low), float(dist.high)
+    log = bool(getattr(dist, "log", False))
+    grid = np.geomspace(lo, hi, 801) if log else np.linspace(lo, hi, 801)  # equally likely lr values
+    e = np.asarray(edges, dtype=float)
+    w = np.ones(len(e)) if weights is None else np.asarray(weights, dtype=float)
+    finite = np.isfinite(e) & (e > 0)
+    share = np.zeros_like(grid)
+    if finite.any():
+        cdf = norm.cdf((np.log(grid)[:, None] - np.log(e[finite])[None, :]) / SMOOTH)
+        share += cdf @ w[finite]
+    share = (share + w[e <= 0].sum()) / w.sum()  # P(diverged | lr)
+    if share.max() - share.min() < 0.05:
+        return None
+    n = len(grid)
+    k = np.arange(1, n)
+    cum = np.cumsum(share)
+    q_left, q_right = cum[:-1] / k, (cum[-1] - cum[:-1]) / (n - k)
+    impurity = k * q_left * (1 - q_left) + (n - k) * q_right * (1 - q_right)
+    best = int(np.argmin(impurity))
+    return float(np.sqrt(grid[best] * grid[best + 1]) if log else (grid[best] + grid[best + 1]) / 2)
+
+
+def _quantile(values, weights, q: float) -> float:
+    """Weighted quantile (in log) of positive ``values``."""
+    v, w = np.log(np.asarray(values, dtype=float)), np.asarray(weights, dtype=float)
+    order = np.argsort(v)
+    v, w = v[order], w[order]
+    cum = (np.cumsum(w) - 0.5 * w) / w.sum()
+    return float(math.exp(np.interp(q, cum, v)))
+
+
+def _median(values, weights=None) -> float:
+    return _quantile(values, np.ones(len(values)) if weights is None else weights, 0.5)
+
+
+def _spread(values, weights=None) -> tuple[float, float]:
+    w = np.ones(len(values)) if weights is None else weights
+    return _quantile(values, w, SPREAD[0] / 100), _quantile(values, w, SPREAD[1] / 100)
+
+
+def _weights(space, rows: list[dict]) -> np.ndarray:
+    """Post-stratification on the categorical parameters: each configuration counts as its
+    categories' share in the space (uniform choices) over their share among the samples,
+    so 12 z_score and 4 min_max samples weigh like the 50/50 a study draws."""
+    w = np.ones(len(rows))
+    for name in space.param_names():
+        if name == "lr" or space.scale(name) != "categorical":
+            continue
+        options = [str(o) for o in space.distributions()[name].choices]
+        values = [str(r["config"].get(name)) for r in rows]
+        present = [v for v in values if v in options]
+        for i, v in enumerate(values):
+            if v in options:
+                w[i] *= (len(present) / len(options)) / present.count(v)
+    return w
 
 
 def summarize(space, rows: list[dict], steps: int) -> dict:
     measured = [r for r in rows if r["limit"] is not None]
     adaptive = sorted({r["optimizer"] for r in rows if r["limit"] is None})
-    # an edge outside the bracket counts at the bracket's end: below all, or above all
-    edges = [r["lr_edge"] if r["lr_edge"] is not None else (r["diverged"] if r["survived"] == 0 else r["survived"])
-             for r in measured]
-    edges = [e for e in edges if e is not None and 0 < e < math.inf]
     out: dict = {
-        "method": (f"λ_max at initialization (Lanczos on Gauss–Newton products, {PROBE} rows), then runs of "
+        "method": (f"λ_max at initialization (Lanczos on Hessian-vector products, {PROBE} rows), then runs of "
                    f"{steps} steps bisected on lr from limit/λ_max"),
         "samples": len(rows), "steps": steps, "configurations": rows, "adaptive": adaptive,
-        "lr_edge": None, "lr_edge_spread": None, "lr_limit": None, "lr_limit_spread": None,
-        "factor": None, "factor_spread": None, "by": {}, "searched": None, "expect_diverged": None,
+        "lr_edge": None, "lr_edge_median": None, "lr_edge_spread": None, "within_range": False,
+        "lr_limit": None, "lr_limit_spread": None, "factor": None, "factor_spread": None, "by": {},
+        "searched": None, "expect_diverged": None,
     }
     if adaptive:
         out["adaptive_note"] = (f"no prediction for {', '.join(adaptive)}: adaptive optimizers rescale every step by "
                                 f"the gradients' history, so lr·λ_max < 2 does not bound them")
-    if not edges:
+    if not measured:
         return out
-    out["lr_edge"] = _median(edges)
-    out["lr_edge_spread"] = _spread(edges)
-    limits = [r["lr_limit"] for r in measured if r["lr_limit"]]
-    out["lr_limit"], out["lr_limit_spread"] = _median(limits), _spread(limits)
-    factors = [r["factor"] for r in measured if r["factor"]]
+    weights = _weights(space, rows)[[r["limit"] is not None for r in rows]]
+    # an edge outside the bracket: 0 if every run diverged, inf if none did (the tree and the
+    # expected share), or the bracket's end (the median and the spread)
+    exact = np.array([r["lr_edge"] if r["lr_edge"] is not None else (0.0 if r["survived"] == 0 else math.inf)
+                      for r in measured])
+    clipped = np.array([r["lr_edge"] if r["lr_edge"] is not None else (r["diverged"] if r["survived"] == 0
+                        else r["survived"]) for r in measured])
+    dist = space.distributions().get("lr")
+    dist = dist if dist is not None and hasattr(dist, "low") else None
+    out["lr_edge_median"] = _median(clipped, weights)
+    cut = tree_edge(exact, dist, weights) if dist is not None else None
+    out["within_range"] = cut is not None
+    out["lr_edge"] = cut if cut is not None else out["lr_edge_median"]
+    out["lr_edge_spread"] = _spread(clipped, weights)
+    out["censored"] = int(np.count_nonzero(~np.isfinite(exact) | (exact <= 0)))
+    limits = np.array([r["lr_limit"] for r in measured])
+    out["lr_limit"], out["lr_limit_spread"] = _median(limits, weights), _spread(limits, weights)
+    factors = [(r["factor"], w) for r, w in zip(measured, weights) if r["factor"]]
     if factors:
-        out["factor"], out["factor_spread"] = _median(factors), _spread(factors)
+        f, w = zip(*factors)
+        out["factor"], out["factor_spread"] = _median(f, w), _spread(f, w)
     out["limits"] = sorted({r["limit"] for r in measured})
     for name in space.param_names():
         if space.scale(name) != "categorical" or name == "lr":
             continue
         groups: dict = {}
-        for r, e in zip(measured, edges):
+        for i, r in enumerate(measured):
             if name in r["config"]:
-                groups.setdefault(str(r["config"][name]), []).append(e)
-        medians = {k: {"lr_edge": _median(v), "n": len(v)} for k, v in groups.items()}
-        if len(medians) >= 2:
-            out["by"][name] = medians
-    dist = space.distributions().get("lr")
-    if dist is not None and hasattr(dist, "low"):
+                groups.setdefault(str(r["config"][name]), []).append(i)
+        by = {}
+        for k, idx in groups.items():
+            cut = tree_edge(exact[idx], dist) if dist is not None else None
+            median = _median(clipped[idx])
+            by[k] = {"lr_edge": cut if cut is not None else median, "lr_edge_median": median, "n": len(idx)}
+        if len(by) >= 2:
+            out["by"][name] = by
+    if dist is not None:
         out["searched"] = (float(dist.low), float(dist.high))
-        out["expect_diverged"] = float(np.mean([_above(dist, e) for e in edges])) * len(edges) / max(
-            len(edges) + sum(1 for r in rows if r["limit"] is None), 1)
+        above = np.array([_above(dist, e) for e in exact])
+        out["expect_diverged"] = float(above @ weights / weights.sum()) * len(measured) / len(rows)
     return out
 
 
@@ -185,7 +259,7 @@ def _above(dist, edge: float) -> float:
     lo, hi = float(dist.low), float(dist.high)
     if edge <= lo:
         return 1.0
-    if edge >= hi:
+    if edge >= hi:  # and inf: never diverges
         return 0.0
     if getattr(dist, "log", False):
         return math.log(hi / edge) / math.log(hi / lo)
@@ -204,8 +278,10 @@ def text_lines(r: dict) -> list[str]:
                                                    " — no short run diverged or survived inside the bracket"))
         return lines
     lo, hi = r["lr_edge_spread"]
-    lines.append(f"predicted lr edge: {_n(r['lr_edge'])}  ({_n(lo)} – {_n(hi)} over the middle 80 % of the "
-                 f"sampled configurations)")
+    where = ("where a one-split tree would cut a study of this space; the median configuration's edge is "
+             f"{_n(r['lr_edge_median'])}" if r["within_range"] else "the median configuration's edge")
+    lines.append(f"predicted lr edge: {_n(r['lr_edge'])}  ({where}; {_n(lo)} – {_n(hi)} over the middle 80 % "
+                 f"of the configurations)")
     limit = " / ".join(_n(v) for v in r["limits"])
     llo, lhi = r["lr_limit_spread"]
     why = (f"why: lr·λ_max reaches the optimizer's stability limit ({limit}) at lr {_n(r['lr_limit'])} "

@@ -9,7 +9,13 @@ Hessian-vector products taken as central differences of backprop gradients
 
     H v ≈ (g(θ + εv) − g(θ − εv)) / 2ε          in float64, ε = FD_STEP (|v| = 1)
 
-A few dozen gradient evaluations on the probe batch: cheap next to a training run.
+About 13 products (26 gradient evaluations) on the probe batch: cheap next to a run.
+
+ReLU and leaky ReLU make the gradient jump where a unit's input crosses 0; a product
+whose ±εv straddles such a kink is off by ``O(1/ε)``. The chance of that shrinks with ε:
+measured on MNIST networks, ε = 1e-5 gave a spurious λ_max of 180–3600 (against 7–50)
+on one probe batch in three, ε ≤ 1e-6 never did, and float64 keeps the rounding error
+of ε = 1e-7 near 1e-9 of the gradient.
 :func:`stability_limit` says which ``lr · λ_max`` an optimizer tolerates (``None``
 for the adaptive ones, whose step is rescaled per parameter: the quadratic theory
 does not give them one number).
@@ -26,7 +32,7 @@ from hpsearch.mlp._network import MLP
 from hpsearch.mlp._workspace import Workspace, one_hot
 
 PROBE_ROWS = 256  # training rows of the fixed probe batch
-FD_STEP = 1e-4  # ε of the central difference, along a unit vector (float64: error ~ε² + 1e-16/ε)
+FD_STEP = 1e-7  # ε of the central difference along a unit vector (see the module docstring)
 TOL = 1e-3  # relative accuracy asked of the Lanczos iterations
 MAX_PRODUCTS = 60  # give up (and return the best estimate) after this many curvature products
 TRACE_TOL, TRACE_PRODUCTS = 1e-2, 24  # in a divergence trace: 1 % is plenty, and the last steps are far from smooth
@@ -44,8 +50,8 @@ def stability_limit(config: MLPConfig) -> float | None:
 
 @dataclass(frozen=True)
 class Sharpness:
-    """``value``: the estimate of ``λ_max``; ``products``: curvature products it took (each
-    about two gradient evaluations); ``converged``: whether Lanczos met ``TOL`` within
+    """``value``: the estimate of ``λ_max``; ``products``: Hessian-vector products it took
+    (two gradient evaluations each); ``converged``: whether Lanczos met ``TOL`` within
     ``MAX_PRODUCTS``."""
 
     value: float
@@ -61,17 +67,13 @@ class HessianProbe:
     ``weight_decay / 2 · |W|²``. Works on a float64 copy of the parameters; the model
     itself is never changed.
 
-    :meth:`gnvp` multiplies by the Gauss–Newton matrix ``G = Jᵀ H_out J + weight_decay``
-    (``J`` the Jacobian of the logits, ``H_out`` the loss's Hessian in the logits): ``J v``
-    is a central difference of the forward pass, which is continuous even where a ReLU
-    kink is crossed, ``H_out`` a central difference of the loss's own derivative, and
-    ``Jᵀ`` one backward pass. :meth:`hvp` is the central difference of whole gradients
-    (the full Hessian): exact for smooth activations, but a piecewise-linear one
-    (relu, leaky_relu) makes every unit whose kink lies within ε a jump of ``O(1/ε)``
-    in the gradient; their number shrinks like ε, so the error does not (measured: the
-    estimate of one MNIST network moved between 17 and 67 with the start vector). For
-    the cross-entropy networks here the top of the spectrum is the Gauss–Newton part's
-    (checked against the full Hessian on smooth networks in ``tests/test_sharpness.py``).
+    :meth:`hvp` multiplies by the Hessian (central differences of whole gradients; what
+    :func:`sharpness` uses). :meth:`gnvp` multiplies by its Gauss–Newton part
+    ``G = Jᵀ H_out J + weight_decay`` (``J`` the Jacobian of the logits, ``H_out`` the loss's
+    Hessian in the logits; ``J v`` a central difference of the forward pass, ``Jᵀ`` one
+    backward pass): positive semi-definite, and free of kinks. At initialization the two
+    top eigenvalues agree within 10 % on MNIST; near a blow-up the softmax saturates,
+    ``G`` falls to 0 and the rest of the Hessian (the cross-layer terms) is what remains.
     """
 
     def __init__(self, model: MLP, x: np.ndarray, y: np.ndarray, rng: np.random.Generator | None = None):
@@ -202,7 +204,7 @@ def sharpness(model: MLP, x, y, *, rng: np.random.Generator | None = None,
     else:
         probe.load(model)
     with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
-        value, products, converged = top_eigenvalue(probe.gnvp, probe.theta.size, rng, tol=tol,
+        value, products, converged = top_eigenvalue(probe.hvp, probe.theta.size, rng, tol=tol,
                                                     max_matvecs=max_products)
     return Sharpness(value, products, converged)
 
