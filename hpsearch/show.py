@@ -324,8 +324,11 @@ def sections(res: Results, df: pd.DataFrame, top: int, worst: int) -> tuple[list
         reasons = div["prune_reason"].value_counts()
         detail = ", ".join(f"{r} {int(reasons[r])}" for r in DIVERGED_REASONS if reasons.get(r, 0))
         where_cols = ["div_where"] if "div_where" in div and div["div_where"].notna().any() else []
+        # lr·λ_max at the first traced step against the optimizer's stability limit (hpsearch.sharpness)
+        sharp_cols = [c for c in ("lr_sharpness", "sharpness_limit") if c in div and div[c].notna().any()]
+        heads = {**heads, "lr_sharpness": "lr·λ_max", "sharpness_limit": "limit"}
         out.append(_Section("diverged", f"Diverged {len(div)} of {len(df)} ({detail})", div.sort_values("number"),
-                            [*cols, "prune_reason", "div_epoch", "div_step", *where_cols], heads))
+                            [*cols, "prune_reason", "div_epoch", "div_step", *where_cols, *sharp_cols], heads))
     else:
         notes.append(f"No trial diverged (0 of {len(df)}).")
     return out, notes
@@ -364,11 +367,30 @@ def render(res: Results, df: pd.DataFrame, args) -> str:
         lines.append("")
         lines += [f"## {s.title}", ""] if md else [s.title]
         lines.append(table(s.rows, s.columns, markdown=md, headers=s.headers))
+        if s.key == "diverged":
+            lines += _sharpness_stories(res, s.rows)
     for note in notes:
         lines.append("")
         lines.append(note)
     _other_states(df, lines, md)
     return "\n".join(lines) + "\n"
+
+
+def _sharpness_stories(res: Results, div: pd.DataFrame, limit: int = 10) -> list[str]:
+    """One line per diverged trial whose trace holds the sharpness: lr·λ_max against its limit."""
+    from hpsearch.sharpness import story
+
+    trace = res.divergence
+    if trace.empty or "sharpness" not in trace or trace["sharpness"].isna().all():
+        return []
+    out = []
+    for _, row in div.iterrows():
+        text = story(int(row["number"]), trace[trace["number"] == row["number"]], row)
+        if text:
+            out.append(f"  {text}")
+    more = len(out) - limit
+    out = out[:limit] + ([f"  … and {more} more (divergence.csv holds every trace)"] if more > 0 else [])
+    return ["", "Why (sharpness λ_max of the loss, measured as the last steps are replayed):", *out] if out else []
 
 
 def _other_states(df: pd.DataFrame, lines: list[str], md: bool) -> None:

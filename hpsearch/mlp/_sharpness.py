@@ -125,8 +125,9 @@ class HessianProbe:
         norm = float(np.linalg.norm(v))
         if norm == 0.0:
             return np.zeros_like(v)
-        step = (FD_STEP / norm) * v
-        jv = (self._logits(self.theta + step) - self._logits(self.theta - step)) * (norm / (2 * FD_STEP))
+        eps = self._step()
+        step = (eps / norm) * v
+        jv = (self._logits(self.theta + step) - self._logits(self.theta - step)) * (norm / (2 * eps))
         logits = self._logits(self.theta)  # leaves the workspace at theta for the backward pass
         jn = float(np.linalg.norm(jv))
         if jn == 0.0:
@@ -144,8 +145,14 @@ class HessianProbe:
         norm = float(np.linalg.norm(v))
         if norm == 0.0:
             return np.zeros_like(v)
-        step = (FD_STEP / norm) * v
-        return (self.gradient(self.theta + step) - self.gradient(self.theta - step)) * (norm / (2 * FD_STEP))
+        eps = self._step()
+        step = (eps / norm) * v
+        return (self.gradient(self.theta + step) - self.gradient(self.theta - step)) * (norm / (2 * eps))
+
+    def _step(self) -> float:
+        # relative to the largest parameter: near a blow-up (|θ| ~ 1e11) an absolute 1e-7 is
+        # below float64's spacing there, θ ± εv == θ and every product would read 0
+        return FD_STEP * max(1.0, float(np.abs(self.theta).max()))
 
 
 def top_eigenvalue(matvec, n: int, rng: np.random.Generator, *, tol: float = TOL,
