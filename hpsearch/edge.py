@@ -33,7 +33,7 @@ from hpsearch.mlp import MLPConfig, lr_edge
 from hpsearch.mlp._edge import PROBE, STEPS
 from hpsearch.space import load_space
 
-SAMPLES = 16
+SAMPLES = 12
 SPREAD = (10, 90)  # percentiles of the per-configuration edges shown as the spread
 MOVES = 1.25  # a categorical parameter "moves the edge" when its categories' medians differ by this factor
 
