@@ -247,6 +247,10 @@ def _encode_labels(*ys: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     return classes, np.split(inverse, bounds)
 
 
+def _word(value) -> str:
+    return "a NaN" if np.isnan(value) else f"{float(value):+g}".replace("+inf", "inf")
+
+
 def _as_features(name: str, what: str, x) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "biuf":
@@ -256,7 +260,9 @@ def _as_features(name: str, what: str, x) -> np.ndarray:
     if x.dtype.kind == "f":
         if not np.isfinite(x).all():
             row, col = np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0]
-            raise DataError(f"{name}: {what} holds a NaN or inf (row {row}, feature {col})")
+            # counted from 1, as the csv reader counts rows and columns
+            raise DataError(f"{name}: {what} holds {_word(x.reshape(len(x), -1)[row, col])} "
+                            f"(row {row + 1}, feature {col + 1})")
         if x.size and np.abs(x).max() > _F32_MAX:
             raise DataError(f"{name}: {what} holds values beyond the float32 range (±{_F32_MAX:.3g})")
     return np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
@@ -440,6 +446,11 @@ def _load_csv(path: Path) -> Dataset:
         value = frame[features[col]].iloc[row]
         raise DataError(f"csv: {path}: column {features[col]!r}, row {row + 1}: {value!r} is not a number")
     x = numeric.to_numpy(dtype=np.float64)
+    infinite = ~np.isfinite(x)
+    if infinite.any():
+        row, col = np.argwhere(infinite)[0]
+        raise DataError(f"csv: {path}: column {features[col]!r}, row {row + 1}: {_word(x[row, col])} "
+                        f"is not a finite number")
     return _make_dataset(f"csv:{path}", x, frame[label].to_numpy())
 
 

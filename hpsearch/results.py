@@ -30,6 +30,9 @@ RESULT_COLUMNS = ("number", "state", "prune_reason", "fail_reason", "value", "be
                   "retry_of", "retried_as", "seconds", "datetime_start")
 INT_COLUMNS = {"number", "best_epoch", "div_epoch", "div_step", "epochs_run", "batch_size", "n_layers",
                "retried_as", "retry_of", "epochs", "stop_epoch", "sharpness_step"}
+#: trials.csv columns that hold numbers (besides the numeric parameters meta.json names)
+NUMERIC_COLUMNS = {"number", "value", "best_epoch", *CURVE_COLUMNS, "epochs_run", "test_accuracy", "div_epoch",
+                   "div_step", "trial_seed", "retry_of", "retried_as", "seconds"}
 SHORT = {"val_accuracy": "val_acc", "val_loss": "val_loss", "batch_size": "batch", "normalizer": "norm",
          "test_accuracy": "test_acc", "weight_decay": "wd", "optimizer": "optim"}
 
@@ -201,6 +204,16 @@ def load_trials(results_dir: Path) -> pd.DataFrame:
     missing = {"number", "state", "value"} - set(df.columns)
     if missing:
         raise ResultsError(f"{path}: not an hpsearch trials file (missing columns: {', '.join(sorted(missing))})")
+    scales = read_meta(results_dir).get("scales", {})
+    numeric = [c for c in df.columns if c in NUMERIC_COLUMNS or scales.get(c, "categorical") != "categorical"]
+    for col in numeric:
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = df[col].notna() & values.isna()
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise ResultsError(f"{path}: column {col!r}, line {row + 2}: {str(df[col].iloc[row])[:60]!r} "
+                               f"is not a number")
+        df[col] = values
     return df
 
 

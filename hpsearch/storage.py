@@ -211,7 +211,9 @@ class JournalFile(JournalFileBackend):
                 for record in super().read_logs(number):
                     yield record
                     number += 1
-                return
+                if not self._broken_last_line():
+                    return
+                raise ValueError("a broken last record")
             except ValueError:  # a broken record inside the file (JSONDecodeError is a ValueError)
                 if attempt:
                     raise StorageError(f"{self._file_path}: a record after line {number} cannot be read "
@@ -220,6 +222,16 @@ class JournalFile(JournalFileBackend):
                     self._salvage()
                 # the repair changed nothing before the broken record
                 self._log_number_offset = {k: v for k, v in self._log_number_offset.items() if k <= number}
+
+    def _broken_last_line(self) -> bool:
+        """Optuna's reader stops quietly at a last line it cannot parse: is there one?"""
+        end = self._log_number_offset[max(self._log_number_offset)]
+        if os.stat(self._file_path).st_size <= end:
+            return False  # everything was read (the usual case: no extra read)
+        with open(self._file_path, "rb") as f:
+            f.seek(end)
+            lines = f.read().split(b"\n")[:-1]  # complete lines only: the last may be being written
+        return any(not _parses(line) for line in lines)
 
     # -- repairs; the caller holds the lock
 

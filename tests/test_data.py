@@ -257,7 +257,7 @@ def test_load_reparses_when_the_file_changes(tmp_path):
         ({"x_train": np.zeros((4, 2)), "y_train": np.zeros(3)}, r"x_train has 4 rows but y_train has 3 labels"),
         ({"x_train": np.zeros((4, 2)), "y_train": np.arange(4), "x_test": np.zeros((2, 2))}, r"x_test and y_test must come together"),
         ({"x_train": np.zeros(4), "y_train": np.arange(4)}, r"x_train must have one row per sample \(n, d\), got shape \(4,\)"),
-        ({"x_train": np.full((4, 2), np.nan), "y_train": np.arange(4)}, r"x_train holds a NaN or inf \(row 0, feature 0\)"),
+        ({"x_train": np.full((4, 2), np.nan), "y_train": np.arange(4)}, r"x_train holds a NaN \(row 1, feature 1\)"),
         ({"x_train": np.zeros((4, 2)), "y_train": np.zeros(4)}, r"needs at least 2 classes, found 1 \(0\)"),
     ],
     ids=["missing-y", "length-mismatch", "half-test", "1d-x", "nan", "one-class"],
