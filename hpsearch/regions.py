@@ -795,9 +795,21 @@ def _report(studies, frames, params, pair, args) -> list[str]:
         mine = [p for p in params if p in r.params]
         lines += boundary(r, df, mine, args.bins)
         edges.append(primary_edge(r, df, _numeric(r, mine)))
+        lines += _sharpness(r, df)
     if len(studies) == 2:
         lines += _compare_edges(labels, edges)
     return lines
+
+
+def _sharpness(res: Results, df: pd.DataFrame) -> list[str]:
+    """How well lr·λ_max > limit separates the diverged trials, next to the fitted lr edge."""
+    from hpsearch.sharpness import separation
+
+    fin = _finished(df)
+    lr_edge = divergence_edge(res, df, "lr") if "lr" in res.params else None
+    threshold = lr_edge.threshold if lr_edge is not None and lr_edge.side == ">" else None
+    lines = separation(fin, diverged_mask(fin), threshold)
+    return ["", *lines] if lines else []
 
 
 def _compare_edges(labels: list[str], edges: list[Edge | None]) -> list[str]:

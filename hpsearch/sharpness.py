@@ -106,32 +106,68 @@ def _num(x: float) -> str:
     return f"{x:.2g}" if abs(x) < 100 else f"{x:.3g}"
 
 
-def separation(df: pd.DataFrame) -> list[str]:
-    """A few lines for ``regions``: among diverged trials with a measured sharpness, how many were
-    past their optimizer's limit at the first traced step, and how far."""
-    if "lr_sharpness" not in df or "sharpness_limit" not in df:
+def separation(df: pd.DataFrame, diverged: pd.Series, edge: float | None = None) -> list[str]:
+    """A few lines for ``regions``: how well ``lr · λ_max > limit`` separates the diverged trials of
+    ``df`` (the finished ones; ``diverged`` their labels) from the others, next to the boundary
+    ``lr > edge`` that ``regions`` fitted.
+
+    Only diverged trials carry a sharpness; when their trace starts at step 1 it is λ_max at
+    initialization, which does not depend on ``lr``: its median over them stands for every
+    trial's, and the rule becomes ``lr > limit / λ_max``."""
+    if "sharpness" not in df or "lr" not in df:
         return []
-    known = df[pd.to_numeric(df["lr_sharpness"], errors="coerce").notna()]
-    if known.empty:
-        return []
-    x = pd.to_numeric(known["lr_sharpness"], errors="coerce")
-    limit = pd.to_numeric(known["sharpness_limit"], errors="coerce")
-    with_limit = limit.notna()
-    lines = [f"Sharpness (measured in the {len(known)} diverged trials with a trace; lr·λ_max at the first traced "
-             f"step against the optimizer's limit):"]
-    if with_limit.any():
-        past = int((x[with_limit] > limit[with_limit]).sum())
-        ratio = (x[with_limit] / limit[with_limit]).median()
-        lines.append(f"  past the limit in {past} of {int(with_limit.sum())} (median lr·λ_max = {ratio:.1f}× the limit)")
-        early = known[with_limit & (pd.to_numeric(known["sharpness_step"], errors="coerce") == 1)]
-        if len(early) and len(early) < int(with_limit.sum()):
-            lines.append(f"  ({len(early)} of them measured at step 1, the initialization; the others only "
-                         f"{TRACE_WINDOW} steps before their blow-up)")
-    if (~with_limit).any():
-        lines.append(f"  {int((~with_limit).sum())} with an adaptive optimizer: no stability limit to compare with")
-    lines.append("  stable trials carry no sharpness (only a blow-up pays for the measurement): "
-                 "`python -m hpsearch edge SPACE` measures it for configurations of the space")
+    lr = pd.to_numeric(df["lr"], errors="coerce")
+    lam = pd.to_numeric(df["sharpness"], errors="coerce")
+    step = pd.to_numeric(df.get("sharpness_step"), errors="coerce")
+    initial = lam[diverged & (step == 1)].dropna()
+    if initial.empty:
+        known = lam[diverged].dropna()
+        if known.empty:
+            return []
+        later = pd.to_numeric(df.loc[known.index, "sharpness_step"], errors="coerce")
+        return [f"Sharpness: measured in {len(known)} diverged trials, {TRACE_WINDOW} steps before their blow-up "
+                f"(from step {int(later.min())}), never at initialization — nothing to compare the stable "
+                f"trials with; `python -m hpsearch edge SPACE` measures it at initialization."]
+    limits = df.apply(limit_of, axis=1)
+    known_limit = limits.notna() & lr.notna()
+    if not known_limit.any():
+        return [f"Sharpness: λ_max at initialization {float(initial.median()):.3g} (median of {len(initial)} diverged "
+                f"trials); adaptive optimizers have no stability limit to compare lr·λ_max with."]
+    lam0 = float(initial.median())
+    y = diverged[known_limit].astype(bool)
+    x = (lr[known_limit] * lam0 / limits[known_limit].astype(float))  # lr·λ_max in units of the limit
+    n = len(y)
+
+    def right(c: float) -> int:
+        return int(((x > c) == y).sum())
+
+    names = sorted({_optimizer(r) for _, r in df[known_limit].iterrows()})
+    shown = "; ".join(f"{o} {_num(lim)}" for o, lim in _limits(df[known_limit]).items())
+    lines = [f"Sharpness (λ_max at initialization, median of {len(initial)} diverged trials whose trace starts at "
+             f"step 1: {lam0:.3g}; limit of lr·λ_max: {shown}):",
+             f"  lr·λ_max > limit alone classifies {right(1.0)} of {n} trials"
+             + (f" (lr > {_num(float((limits[known_limit] / lam0).median()))})" if len(names) == 1 else "")]
+    if edge is not None:
+        lines[-1] += f"; the boundary lr > {_num(edge)} {int(((lr[known_limit] > edge) == y).sum())} of {n}"
+    grid = sorted({1.0, *[float(v) for v in x]})
+    best = max(grid, key=lambda c: (right(c), -abs(math.log(c))))
+    if best > 1.0 and right(best) > right(1.0):
+        lines.append(f"  the best cut is lr·λ_max > {best:.1f}× the limit ({right(best)} of {n}): past the quadratic "
+                     f"limit the first steps flatten the loss (catapult) and runs survive, up to about {best:.1f}×")
     return lines
+
+
+def _optimizer(row) -> str:
+    return str(_get(row, "optimizer") or "sgd")
+
+
+def _limits(df: pd.DataFrame) -> dict:
+    out: dict = {}
+    for _, r in df.iterrows():
+        lim = limit_of(r)
+        if lim is not None:
+            out.setdefault(_optimizer(r), []).append(lim)
+    return {k: (v[0] if len(set(v)) == 1 else float(pd.Series(v).median())) for k, v in out.items()}
 
 
 TRACE_WINDOW = 32

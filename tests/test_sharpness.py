@@ -175,3 +175,23 @@ def test_sharpness_with_batch_norm_and_dropout_is_deterministic_for_a_seed(blobs
     ("adam", {}, None), ("rmsprop", {}, None), ("adagrad", {}, None)])
 def test_stability_limit_of_each_optimizer(optimizer, extra, limit):
     assert stability_limit(MLPConfig(optimizer=optimizer, **extra)) == limit
+
+
+def test_a_unit_sitting_on_its_kink_does_not_spike_the_estimate(blobs, monkeypatch):
+    # a leaky-ReLU unit whose input is 1e-9 for one row: ±εv straddles its kink, and the
+    # plain central difference of the gradient would jump by O(1/ε) there
+    import hpsearch.mlp._sharpness as sharpness_module
+
+    x, y = blobs
+    config = MLPConfig(hidden=(5, 4), activation="leaky_relu", alpha=0.1, dtype="float64", seed=2)
+    model = MLP(config, 4, 3, rng=np.random.default_rng(2))
+    model.b[0][0] = 1e-9 - float(x[0] @ model.W[0][:, 0])
+    sizes, theta = model.sizes, model.params.copy()
+    slopes = _slopes(theta, x, sizes, 0.1)
+    H = _hessian(theta, x, y, sizes, None, 0.0, _weight_mask(sizes), eps=1e-6, slopes=slopes)
+    exact = np.linalg.eigvalsh((H + H.T) / 2)[-1]
+    monkeypatch.setattr(sharpness_module, "FD_STEP", 1e-5)  # wide enough to cross that kink every time
+    est = sharpness(model, x, y, rng=np.random.default_rng(3))
+    assert est.value == pytest.approx(exact, rel=1e-3)
+    monkeypatch.setattr(sharpness_module, "RETRIES", 0)  # without the sign check: the spike
+    assert sharpness(model, x, y, rng=np.random.default_rng(3)).value > 2 * exact
