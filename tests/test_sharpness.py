@@ -195,3 +195,49 @@ def test_a_unit_sitting_on_its_kink_does_not_spike_the_estimate(blobs, monkeypat
     assert est.value == pytest.approx(exact, rel=1e-3)
     monkeypatch.setattr(sharpness_module, "RETRIES", 0)  # without the sign check: the spike
     assert sharpness(model, x, y, rng=np.random.default_rng(3)).value > 2 * exact
+
+
+# ---------------------------------------------------------------- in a study
+
+STUDY = """
+[study]
+name = "sharp"
+dataset = "digits"
+epochs = 2
+seed = 0
+
+[params]
+hidden      = [ { int = [10, 40] } ]
+lr          = { log_uniform = [0.3, 10.0] }
+batch_size  = 32
+activation  = "leaky_relu"
+alpha       = { uniform = [0.0, 0.3] }
+normalizer  = "min_max"
+optimizer   = "sgd"
+"""
+
+
+def test_a_diverged_trial_carries_its_sharpness_in_trials_csv_divergence_csv_and_show(tmp_path, capsys):
+    import pandas as pd
+
+    from hpsearch import cli
+
+    space = tmp_path / "sharp.toml"
+    space.write_text(STUDY)
+    out = tmp_path / "results"
+    assert cli.main(["run", str(space), "--trials", "6", "--jobs", "1", "--out", str(out), "-q",
+                     "--test-top", "0"]) == 0
+    trials = pd.read_csv(out / "sharp" / "trials.csv")
+    diverged = trials[trials["prune_reason"].isin(["overflow", "nan"])]
+    stable = trials[trials["state"] == "COMPLETE"]
+    assert len(diverged) >= 1, "the lr range was chosen so that some trials diverge"
+    assert diverged["sharpness"].notna().all() and (diverged["sharpness"] > 0).all()
+    assert diverged["lr_sharpness"].to_numpy() == pytest.approx((diverged["lr"] * diverged["sharpness"]).to_numpy())
+    assert (diverged["sharpness_limit"] == 2.0).all()
+    assert stable["sharpness"].isna().all()  # a run that does not blow up pays nothing
+    trace = pd.read_csv(out / "sharp" / "divergence.csv")
+    assert "sharpness" in trace and trace["sharpness"].notna().any()
+    capsys.readouterr()
+    assert cli.main(["show", str(out / "sharp")]) == 0
+    shown = capsys.readouterr().out
+    assert "lr·λ_max" in shown and f"trial {int(diverged['number'].iloc[0])}: lr·λ_max" in shown
