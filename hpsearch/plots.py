@@ -295,12 +295,13 @@ def divergence(res: Results, n: int, out: Path) -> Path | None:
     for ax, number in zip(axes, chosen):
         t = tr[tr["number"] == number].sort_values("step")
         for col in TRACE_COLUMNS:
-            if col not in t or col in ("epoch", "step"):
+            if col not in t or col in ("epoch", "step", "sharpness"):
                 continue
             v = pd.to_numeric(t[col], errors="coerce").abs()
             ok = np.isfinite(v) & (v > 0)
             ax.plot(t["step"][ok], v[ok], marker=".", markersize=3, label=TRACE_LABELS.get(col, col))
         row = info.loc[number]
+        _sharpness_curve(ax, t, row)
         if not pd.isna(row.get("div_step")):
             ax.axvline(row["div_step"], color="#d62728", linestyle=":", linewidth=1)
         ax.set_yscale("log")
@@ -319,6 +320,23 @@ def divergence(res: Results, n: int, out: Path) -> Path | None:
     more = f" ({len(chosen)} of {len(div)}, the longest traces)" if len(div) > len(chosen) else ""
     fig.suptitle(f"{res.name}: the last steps before divergence{more}; dotted line: the step it blew up")
     return _save(fig, out / "divergence.png")
+
+
+def _sharpness_curve(ax, t: pd.DataFrame, row) -> None:
+    """lr·λ_max where the trace measured the sharpness, and the optimizer's stability limit."""
+    from hpsearch.sharpness import limit_of
+
+    if "sharpness" not in t or pd.isna(row.get("lr")):
+        return
+    x = pd.to_numeric(t["sharpness"], errors="coerce") * float(row["lr"])
+    ok = np.isfinite(x) & (x > 0)
+    if not ok.any():
+        return
+    ax.plot(t["step"][ok], x[ok], color="black", marker="D", markersize=4, linewidth=1.2,
+            label="lr·λ_max (λ_max: the loss's sharpness)")
+    limit = limit_of(row)
+    if limit is not None:
+        ax.axhline(limit, color="black", linestyle="--", linewidth=0.8, label="stability limit of lr·λ_max")
 
 
 # ---------------------------------------------------------------- the command
