@@ -162,16 +162,15 @@ def input_plan(data, batch: int, epochs: int) -> str:
     xt, _, xv, _ = data
     constant = xt.min(axis=0) == xt.max(axis=0)
     config = MLPConfig(hidden=LAYERS[1:-1], batch_size=batch, epochs=epochs)
-    plan = _reorder.InputOrder.plan(MLP(config, xt.shape[1], 10), xt, constant, xt.min(axis=0), xv, batch, epochs)
+    plan = _reorder.InputOrder.plan(MLP(config, xt.shape[1], 10), xt, constant, xt[0], xv, batch, epochs)
     if plan is None:
         return "not reordered (too little to save in this run)"
     k = plan.train.active
-    x = plan.training_inputs(xt)
-    skip = _reorder._expected_skip(plan.first, batch, plan.groups, k) if plan.groups > 1 else 0.0
-    products = (1 - skip) * k / xt.shape[1]
-    return (f"{xt.shape[1] - k} of {xt.shape[1]} inputs constant (folded into the bias); "
-            f"{plan.groups} row group{'s' if plan.groups > 1 else ''} per batch skip {skip:.0%} of "
-            f"the rest: layer-1 products over {products:.0%} of the inputs ({x.shape[1]} kept)")
+    products = (1 - plan.skipped) * k / xt.shape[1]
+    blocks = (f"{plan.blocks} column blocks (starting at inputs {', '.join(map(str, plan.cuts))}) skip "
+              f"an estimated {plan.skipped:.0%} of the rest" if plan.cuts is not None else "no column blocks")
+    return (f"{xt.shape[1] - k} of {xt.shape[1]} inputs constant (folded into the bias); {blocks}: "
+            f"layer-1 products over {products:.0%} of the inputs")
 
 
 # --- contender 2: the textbook loop ------------------------------------------------------

@@ -10,7 +10,7 @@ from sklearn.model_selection import train_test_split
 
 from hpsearch.errors import DataError, Diverged, HPSearchError
 from hpsearch.mlp import ACTIVATIONS, MLP, OPTIMIZERS, TRACE_COLUMNS, History, MLPConfig, train
-from hpsearch.mlp._reorder import InputOrder, row_groups
+from hpsearch.mlp._reorder import InputOrder
 
 # measured: seed 0 reaches 0.972 (best epoch), seeds 0-9 reach >= 0.95 by their best epoch
 DIGITS_MIN_ACCURACY = 0.93
@@ -145,7 +145,7 @@ def test_train_metrics_modes(digits):
 
 
 def test_reorder_auto_plans_only_what_pays_always_plans_never_does_not(digits, monkeypatch):
-    # one epoch at batch 10 (one row group): folding digits' few constant inputs saves
+    # one epoch at batch 10 (no column blocks): folding digits' few constant inputs saves
     # less than the reordering costs, so "auto" declines; the weights agree to rounding
     plans, plan = [], InputOrder.plan
     monkeypatch.setattr(InputOrder, "plan", staticmethod(lambda *a, **k: plans.append(plan(*a, **k)) or plans[-1]))
@@ -364,10 +364,10 @@ def test_a_workspace_fuses_the_update_of_fusable_optimizers_only(name):
 
 @pytest.mark.parametrize("changes", [
     {},  # plain sgd: the fused first-layer update
-    {"weight_decay": 0.01, "batch_size": 100},  # 6 row groups
-    {"optimizer": "adam", "lr": 0.002, "weight_decay": 0.01, "batch_size": 64},  # 4 row groups
+    {"weight_decay": 0.01, "batch_size": 100},
+    {"optimizer": "adam", "lr": 0.002, "weight_decay": 0.01, "batch_size": 64},
     {"optimizer": "momentum", "lr": 0.05, "batch_norm": True, "batch_size": 100},
-    # one row group (sorting a batch would change which dropout mask each row draws)
+    # reorder="auto": no blocks (sorting a batch would change which dropout mask each row draws)
     {"optimizer": "momentum", "lr": 0.05, "batch_norm": True, "dropout": 0.2, "batch_size": 10},
     {"batch_size": 4},  # small batches: the other fused kernel
 ])
@@ -375,8 +375,8 @@ def test_a_workspace_fuses_the_update_of_fusable_optimizers_only(name):
 def test_reordered_inputs_train_the_same_weights(digits, monkeypatch, changes, constant):
     # inputs constant over the training rows are left out of the first layer's products and
     # added to its bias (their weights still get c * (bias gradient) and weight decay); the
-    # rows of a batch are sorted and grouped by their first nonzero input (sparsest inputs
-    # first), each group's products starting there
+    # rows of a batch are sorted by their first nonzero input (sparsest inputs first) and
+    # each column block of the inputs multiplies only the rows that are not all 0 in it
     x_train, y_train, x_val, y_val = digits
     x_train, y_train, x_val = x_train[:300].copy(), y_train[:300], x_val.copy()
     x_train[:, ::4] = constant  # 16 of 64 constant in training, and in validation for some
@@ -384,7 +384,8 @@ def test_reordered_inputs_train_the_same_weights(digits, monkeypatch, changes, c
     config = DEFAULT.replace(dtype="float64", epochs=3, **changes)
     plans, plan = [], InputOrder.plan
     monkeypatch.setattr(InputOrder, "plan", staticmethod(lambda *a, **k: plans.append(plan(*a, **k)) or plans[-1]))
-    reordered = train(config, x_train, y_train, x_val, y_val, train_metrics="full")
+    mode = "auto" if config.dropout else "always"  # always: every column block that skips anything
+    reordered = train(config, x_train, y_train, x_val, y_val, train_metrics="full", reorder=mode)
     plain = train(config, x_train, y_train, x_val, y_val, train_metrics="full", reorder="never")
 
     n_constant = int((x_train.min(axis=0) == x_train.max(axis=0)).sum())  # >= 16: digits has a few more
@@ -392,9 +393,10 @@ def test_reordered_inputs_train_the_same_weights(digits, monkeypatch, changes, c
     assert got is not None and got.train.active == 64 - n_constant and len(plans) == 1
     assert 64 - n_constant < got.evaluate.active < 64 - 8
     assert (got.train.values is None) == (constant == 0.0)
-    assert got.groups == row_groups(config.batch_size)
-    if got.groups > 1:
-        assert got.first.max() > 0  # rows whose products skip inputs
+    assert (got.cuts is not None) == (mode == "always") == (got.first is not None)
+    if got.cuts is not None:
+        assert got.blocks == len(got.cuts) > 1 and got.cuts[0] == 0 and got.skipped > 0
+        assert got.first.max() > got.cuts[1]  # rows that skip whole blocks
     np.testing.assert_allclose(reordered.model.params, plain.model.params, rtol=1e-9, atol=1e-12)
     for a, b in zip(strip_seconds(reordered), strip_seconds(plain)):
         assert a == pytest.approx(b, rel=1e-9)
@@ -414,19 +416,27 @@ def test_folded_inputs_leave_the_weights_in_data_order(digits):
         assert not np.array_equal(history.model.W[0][8:], initial[8:])
 
 
-def test_row_groups_through_scipys_gemm_train_the_same_weights(digits, monkeypatch):
-    # without numpy's cblas symbols, small batches update W_1 through scipy's gemm wrapper,
-    # which must take the row groups' offsets too
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("source", ["scipy_gemm", None])
+def test_column_blocks_without_numpys_cblas_train_the_same_weights(digits, monkeypatch, source, optimizer):
+    # without numpy's cblas symbols the blocks' forward products accumulate through numpy,
+    # and small batches update W_1 through scipy's gemm wrapper (or, with no kernel at
+    # all, the plain path), which must take the blocks' row counts too
     from hpsearch.mlp import _blas, _workspace
 
-    monkeypatch.setattr(_blas, "KERNELS", _blas.KernelProbe([s for s in _blas.KERNELS.sources if s[0] == "scipy_gemm"]))
+    sources = [s for s in _blas.KERNELS.sources if s[0] == source]
+    monkeypatch.setattr(_blas, "KERNELS", _blas.KernelProbe(sources))
     x_train, y_train, x_val, y_val = digits
-    config = DEFAULT.replace(dtype="float64", epochs=2, batch_size=32, weight_decay=0.01)
-    assert row_groups(32) == 2 and 32 <= _workspace.FUSE_MAX_ROWS
-    assert _blas.update_kernel("float64").source == "scipy_gemm"  # it passed the probe
-    grouped = train(config, x_train, y_train, x_val, y_val)
+    config = DEFAULT.replace(dtype="float64", epochs=2, batch_size=32, weight_decay=0.01, optimizer=optimizer)
+    assert 32 <= _workspace.FUSE_MAX_ROWS
+    kernel = _blas.update_kernel("float64")
+    assert (kernel.source, kernel.product) == ("scipy_gemm", None) if source else kernel is None
+    plans, plan = [], InputOrder.plan
+    monkeypatch.setattr(InputOrder, "plan", staticmethod(lambda *a, **k: plans.append(plan(*a, **k)) or plans[-1]))
+    blocked = train(config, x_train, y_train, x_val, y_val, reorder="always")
+    assert plans[0].blocks > 1
     plain = train(config, x_train, y_train, x_val, y_val, reorder="never")
-    np.testing.assert_allclose(grouped.model.params, plain.model.params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(blocked.model.params, plain.model.params, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("shifted", [False, True])
@@ -458,8 +468,8 @@ def test_reordering_on_random_sparse_data_changes_nothing_but_rounding(monkeypat
     assert plans[0] is not None and len(plans) == 1
     assert plans[0].train.active == d - 3 and plans[0].train.values is not None
     assert (plans[0].train.offsets is not None) == shifted
-    groups = row_groups(min(config.batch_size, n))
-    assert plans[0].groups == groups and (plans[0].first is not None) == (groups > 1)
+    assert (plans[0].cuts is not None) == (plans[0].first is not None)
+    assert plans[0].blocks > 1 and plans[0].first.max() > plans[0].cuts[1]  # rows skip whole blocks
     # atol: with batch norm the first layer's bias has zero gradient, and rmsprop / adam turn
     # the rounding left in it into steps of ~1e-9
     np.testing.assert_allclose(reordered.model.params, plain.model.params, rtol=1e-8, atol=1e-8)

@@ -4,7 +4,9 @@ numpy's matmul cannot accumulate into its output. BLAS gemm can (C <- beta C + a
 we call numpy's own BLAS through ctypes (its cblas symbols with 64-bit integers, as in
 the scipy-openblas64 wheels), else scipy's wrapper of its BLAS. Either must pass a probe
 that checks its result and that the C library's fetestexcept sees the overflow and the
-invalid operation it raises; otherwise there is no fusion.
+invalid operation it raises; otherwise there is no fusion. numpy's own BLAS also gives
+the first layer's forward product over column blocks (``UpdateKernel.product``), each
+block accumulated into the rows that need it.
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ FE_ALL = 0xFF  # every exception bit the platform has (fe* functions mask the re
 class UpdateKernel:
     """A probed in-place gemm for one dtype, and how to read the flags it raises.
 
-    ``bind(W, x, g, beta)`` returns ``update(lo=0, a=0, b=m, accumulate=False)`` doing
-    ``W[lo:] <- beta' W[lo:] - x[a:b, lo:]^T g[a:b]`` in place, ``beta' = 1 if accumulate
-    else beta`` (``W`` (n, w), ``x`` (m, n) and ``g`` (m, w), all C-contiguous);
-    ``any_rows`` says whether it beats the plain path at every batch size, or only for
-    small ones. Around a call: :meth:`clear_flags`, then :meth:`failure`.
+    ``bind(W, x, g, beta)`` returns ``update(lo=0, hi=n, rows=m)`` doing ``W[lo:hi] <-
+    beta W[lo:hi] - x[:rows, lo:hi]^T g[:rows]`` in place (``W`` (n, w), ``x`` (m, n) and
+    ``g`` (m, w), all C-contiguous); ``any_rows`` says whether it beats the plain path
+    at every batch size, or only for small ones. Around a call: :meth:`clear_flags`,
+    then :meth:`failure`. ``product`` (or ``None``): ``product(x, W, out)`` returns
+    ``block(lo, hi, rows, accumulate)`` doing ``out[:rows] (+)= x[:rows, lo:hi] @ W[lo:hi]``.
     """
 
-    __slots__ = ("bind", "any_rows", "source", "_test", "_clear", "_overflow", "_invalid")
+    __slots__ = ("bind", "any_rows", "source", "product", "_test", "_clear", "_overflow", "_invalid")
 
-    def __init__(self, bind, any_rows: bool, source: str, test, clear, overflow: int, invalid: int):
-        self.bind, self.any_rows, self.source = bind, any_rows, source
+    def __init__(self, bind, any_rows: bool, source: str, test, clear, overflow: int, invalid: int,
+                 product=None):
+        self.bind, self.any_rows, self.source, self.product = bind, any_rows, source, product
         self._test, self._clear, self._overflow, self._invalid = test, clear, overflow, invalid
 
     def clear_flags(self) -> None:
@@ -50,8 +54,8 @@ class UpdateKernel:
 class KernelProbe:
     """Finds, once per dtype, the first of ``sources`` that passes the probe.
 
-    ``sources`` are ``(name, make, any_rows)``: ``make(dtype_char)`` returns a ``bind``
-    (see :class:`UpdateKernel`) or ``None``.
+    ``sources`` are ``(name, make, any_rows)``: ``make(dtype_char)`` returns ``bind`` or
+    ``(bind, product)`` (see :class:`UpdateKernel`), or ``None``.
     """
 
     def __init__(self, sources=None):
@@ -82,14 +86,17 @@ class KernelProbe:
         test, clear = self._fenv
         for name, make, any_rows in self.sources:
             try:
-                bind = make(key)
+                made = make(key)
             except Exception:
                 continue
-            if bind is None:
+            if made is None:
                 continue
+            bind, product = made if isinstance(made, tuple) else (made, None)
             flags = _probe_flags(bind, key, test, clear)
             if flags is not None:
-                return UpdateKernel(bind, any_rows, name, test, clear, *flags)
+                if product is not None and not _probe_product(product, key):
+                    product = None
+                return UpdateKernel(bind, any_rows, name, test, clear, *flags, product=product)
         return None
 
 
@@ -106,13 +113,13 @@ def _probe_flags(bind, key, test, clear):
     bind(W, x, g, 0.5)()
     if not np.allclose(W, want, rtol=1e-5):
         return None
-    # row groups from their own first input: rows 0-1 from input 1, rows 2-3 from input 3
+    # column blocks: rows 1-2 of W from the first 2 rows of x, rows 3-4 from 3 rows
     want = W.copy()
-    want[1:] = 0.5 * W[1:] - x[:2, 1:].T @ g[:2]
-    want[3:] -= x[2:, 3:].T @ g[2:]
+    want[1:3] = 0.5 * W[1:3] - x[:2, 1:3].T @ g[:2]
+    want[3:] = 0.5 * W[3:] - x[:3, 3:].T @ g[:3]
     update = bind(W, x, g, 0.5)
-    update(1, 0, 2)
-    update(3, 2, 4, True)
+    update(1, 3, 2)
+    update(3, 5, 3)
     if not np.allclose(W, want, rtol=1e-5):
         return None
 
@@ -131,6 +138,19 @@ def _probe_flags(bind, key, test, clear):
     if not (over and invalid and not over & invalid):
         return None
     return over, invalid
+
+
+def _probe_product(product, key) -> bool:
+    """Whether ``product`` (see :class:`UpdateKernel`) computes right, accumulating or not."""
+    rng = np.random.default_rng(1)
+    x, W = rng.random((4, 5)).astype(key), rng.random((5, 3)).astype(key)
+    out = np.full((4, 3), np.nan, key)
+    block = product(x, W, out)
+    block(2, 5, 4, False)
+    block(0, 2, 3, True)
+    want = x[:, 2:] @ W[2:]
+    want[:3] += x[:3, :2] @ W[:2]
+    return bool(np.allclose(out, want, rtol=1e-5))
 
 
 def _numpy_cblas(key):
@@ -162,15 +182,27 @@ def _numpy_cblas(key):
         whole = partial(f, row_major, trans, plain, i64(n), i64(w), i64(m), real(-1.0), ptr(x0), i64(n),
                         ptr(g0), i64(w), real(beta), ptr(W0), i64(w))
 
-        def update(lo=0, a=0, b=m, accumulate=False):
-            if not (lo or a or accumulate) and b == m:
+        def update(lo=0, hi=n, rows=m):
+            if not lo and hi == n and rows == m:
                 return whole()
-            f(row_major, trans, plain, n - lo, w, b - a, -1.0, x0 + (a * n + lo) * size, n,
-              g0 + a * w * size, w, 1.0 if accumulate else beta, W0 + lo * w * size, w)
+            f(row_major, trans, plain, hi - lo, w, rows, -1.0, x0 + lo * size, n,
+              g0, w, beta, W0 + lo * w * size, w)
 
+        update.arrays = (W, x, g)  # the pointers above stay valid while update lives
         return update
 
-    return bind
+    def product(x, W, out):
+        n, w = W.shape
+        size, x0, W0, out0 = x.itemsize, x.ctypes.data, W.ctypes.data, out.ctypes.data
+
+        def block(lo, hi, rows, accumulate):
+            f(row_major, plain, plain, rows, w, hi - lo, 1.0, x0 + lo * size, n,
+              W0 + lo * w * size, w, 1.0 if accumulate else 0.0, out0, w)
+
+        block.arrays = (x, W, out)  # the pointers above stay valid while block lives
+        return block
+
+    return bind, product
 
 
 def _scipy_gemm(key):
@@ -179,11 +211,11 @@ def _scipy_gemm(key):
     gemm = {"f": blas.sgemm, "d": blas.dgemm}[key]
 
     def bind(W, x, g, beta):
-        m = x.shape[0]
+        n, m = len(W), x.shape[0]
 
-        def update(lo=0, a=0, b=m, accumulate=False):
-            if lo < len(W):  # W[lo:].T is Fortran-ordered: gemm updates it in place
-                gemm(-1.0, g[a:b].T, x[a:b, lo:].T, 1.0 if accumulate else beta, W[lo:].T, 0, 1, 1)
+        def update(lo=0, hi=n, rows=m):
+            if lo < hi:  # W[lo:hi].T is Fortran-ordered: gemm updates it in place
+                gemm(-1.0, g[:rows].T, x[:rows, lo:hi].T, beta, W[lo:hi].T, 0, 1, 1)
 
         return update
 

@@ -19,23 +19,21 @@ def _all_finite(x: np.ndarray) -> bool:
 
 def check_xy(x, y, name: str, dtype, constants: bool = False):
     """``(x, y)`` as arrays of ``dtype`` and int labels, or a :class:`DataError`. With
-    ``constants``, also ``(constant, lo)``: which columns hold one value, and each
-    column's minimum -- from one min/max pass, which checks finiteness too (NaN and
-    inf reach the ends)."""
+    ``constants``, also ``(constant, values)``: which columns hold one value in every
+    row, and the first row (so ``values[constant]`` are those values)."""
     x = np.ascontiguousarray(x, dtype=dtype)
     if x.ndim != 2:
         raise DataError(f"x_{name} must be a 2-D array (samples, features), got shape {x.shape}")
+    if not _all_finite(x):
+        _not_finite(x, name)
     if not constants:
-        if not _all_finite(x):
-            _not_finite(x, name)
         return x, _check_y(x, y, name)
     if not len(x):
         return x, _check_y(x, y, name), np.zeros(x.shape[1], bool), np.zeros(x.shape[1], x.dtype)
-    with np.errstate(all="ignore"):
-        lo, hi = np.minimum.reduce(x, axis=0), np.maximum.reduce(x, axis=0)
-    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-        _not_finite(x, name)
-    return x, _check_y(x, y, name), lo == hi, lo
+    values = x[0].copy()
+    # one pass, compares only (a min/max pass costs twice as much)
+    constant = np.logical_and.reduce(x == values, axis=0)
+    return x, _check_y(x, y, name), constant, values
 
 
 def _not_finite(x, name):

@@ -12,14 +12,17 @@ from hpsearch.mlp._workspace import ConstantInputs
 # inputs, and a few passes over them) costs about a third of one epoch's.
 REORDER_MIN_SAVING = 0.5
 REORDER_MODES = ("auto", "always", "never")
-SAMPLE_ROWS = 1024  # training rows looked at to rank the inputs by how often they are nonzero
-GROUP_ROWS = 16  # rows per group of a batch's first-layer products, at least (fewer: slower gemms)
-MAX_GROUPS = 16
-
-
-def row_groups(rows: int) -> int:
-    """How many row groups a batch of ``rows`` rows is split into (see ``InputOrder``)."""
-    return max(1, min(MAX_GROUPS, rows // GROUP_ROWS))
+SAMPLE_ROWS = 256  # training rows looked at to rank the inputs by how often they are nonzero
+# A column block costs two BLAS calls per step (forward product, weight update) whatever
+# its size: about 3.4 us, as many floating-point operations as BLAS does in that time at
+# its peak (~200 GFLOP/s on one core here). Blocks are worth their cost only where they
+# skip more than that.
+BLOCK_OVERHEAD_FLOPS = 700_000
+# and per row it meets, as much again as this many inputs' products: the rows' partial
+# sums (forward) and gradients (update) travel through the cache once per block
+BLOCK_ROW_COLUMNS = 32
+MAX_BLOCKS = 16  # the blocks start at quantiles of the rows' first nonzero input, in 1/16ths
+MIN_BLOCK_SKIP = 0.1  # blocks are used when they save at least this share of the products' time
 
 
 def _first_nonzero(x: np.ndarray) -> np.ndarray:
@@ -40,45 +43,76 @@ class InputOrder:
     - Constant inputs are folded into the bias (:class:`ConstantInputs`): training takes
       the first layer's products over the varying inputs only, evaluation over the
       first two groups.
-    - Sparsest first: a row is 0 in every input before its first nonzero one. The rows
-      of a batch are sorted by it (their order in a batch changes nothing but rounding,
-      and which dropout mask each row draws) and split into a few groups
-      (:func:`row_groups`), each taking its products from its first row's first nonzero
-      input on. Evaluation sorts its rows the same way once.
+    - Sparsest first: a row is 0 in every input before its first nonzero one. The
+      inputs are split into a few column blocks (``cuts``, among the 16ths of the rows'
+      first nonzero input, as many as pay for their calls: :func:`_cuts`) and the rows
+      of a batch sorted by their first nonzero input (their order in a batch changes
+      nothing but rounding, and which dropout mask each row draws): a block then meets
+      a prefix of the rows,
+      those whose first nonzero input comes before its end, and its products (forward,
+      and the weight gradient) take those rows only -- large products, which BLAS runs
+      near its peak. Evaluation sorts its rows the same way once and starts each chunk
+      at its first row's first nonzero input.
 
-    On MNIST at batch 100 the first layer's products then cover 56 % of the inputs
-    (``python scripts/bench_core.py`` prints the plan). :meth:`plan` returns ``None``
-    when the products saved over the run (in epochs' worth of first-layer products)
-    are fewer than ``min_saving``, or when no input varies.
+    On MNIST at batch 100 the first layer's products then cover about 60 % of the
+    inputs' (``python scripts/bench_core.py`` prints the plan). :meth:`plan` returns
+    ``None`` when the products saved over the run (in epochs' worth of first-layer
+    products) are fewer than ``min_saving``, or when no input varies. Blocks are used
+    when they save at least ``min_block_skip`` of the products' time, each costing
+    ``block_overhead`` floating-point operations' worth per step.
     """
 
-    def __init__(self, order, train: ConstantInputs, evaluate: ConstantInputs, groups: int):
-        self.order, self.train, self.evaluate, self.groups = order, train, evaluate, groups
-        self.first = None  # per training row, its first nonzero input (when groups > 1)
+    def __init__(self, order, train: ConstantInputs, evaluate: ConstantInputs, cuts: np.ndarray | None,
+                 skipped: float):
+        self.order, self.train, self.evaluate, self.cuts = order, train, evaluate, cuts
+        self.skipped = skipped  # share of the varying inputs' products the blocks skip (estimated)
+        self.first = None  # per training row, its first nonzero input (with cuts)
+
+    @property
+    def blocks(self) -> int:
+        return 1 if self.cuts is None else len(self.cuts)
 
     @classmethod
     def plan(cls, model: MLP, x, constant, values, x_val, batch: int, epochs: int,
-             min_saving: float = REORDER_MIN_SAVING) -> "InputOrder | None":
+             min_saving: float = REORDER_MIN_SAVING, min_block_skip: float = MIN_BLOCK_SKIP,
+             block_overhead: float = BLOCK_OVERHEAD_FLOPS) -> "InputOrder | None":
         n_features = len(constant)
         varying = np.flatnonzero(~constant)
         k = len(varying)
         if not k:
             return None
-        sample = x[::max(1, len(x) // max(SAMPLE_ROWS, 4 * batch))].take(varying, axis=1, mode="clip")
-        # an input whose minimum is more common than 0 (z-scored pixels, say) is shifted by it
-        minimum = values[varying]
-        shift = np.add.reduce(sample == minimum, axis=0) > np.add.reduce(sample == 0, axis=0)
+        def saving(skipped: float) -> float:  # epochs' worth of first-layer products saved
+            return (n_features - k + skipped * k) / n_features * epochs
+
+        rows = np.arange(0, len(x), max(1, len(x) // SAMPLE_ROWS))
+        sample = x.take(rows, axis=0, mode="clip").take(varying, axis=1, mode="clip")
+        # an input whose minimum (in the sample) is more common than 0 (z-scored pixels, say)
+        # is shifted by it: any offset gives the same arithmetic, this one the most zeros
+        minimum = np.minimum.reduce(sample, axis=0)
+        zeros = np.add.reduce(sample == 0, axis=0, dtype=np.intp)
+        shift = np.add.reduce(sample == minimum, axis=0, dtype=np.intp) > zeros
         offsets = np.where(shift, minimum, 0).astype(x.dtype)
+        nonzero = sample != offsets if shift.any() else sample != 0
+        counts = np.add.reduce(nonzero, axis=0, dtype=np.intp)
+        # the blocks skip at most the (shifted) zeros: when even those do not pay, stop here
+        blocks, skipped = True, 0.0
+        if saving(1.0 - counts.sum() / nonzero.size) < min_saving:
+            blocks = False
+            if saving(0.0) < min_saving:
+                return None
         # rank the varying inputs by how often they are nonzero (once shifted), on the sample
-        nonzero = sample != offsets
-        ranked = np.argsort(np.add.reduce(nonzero, axis=0, dtype=np.intp), kind="stable")
+        ranked = np.argsort(counts, kind="stable")
         varying, offsets = varying[ranked], offsets[ranked]
-        groups = row_groups(batch)
-        skipped = 0.0
-        if groups > 1:
+        cuts = None
+        if blocks:
             first = nonzero.take(ranked, axis=1, mode="clip").argmax(axis=1)
-            skipped = _expected_skip(first, batch, groups, k)
-        if (n_features - k + skipped * k) / n_features * epochs < min_saving:
+            # one column of the inputs costs 2 products of batch x width (forward, update)
+            overhead = block_overhead / (4.0 * batch * model.sizes[1])
+            cuts, time_saved = _cuts(first, k, overhead, BLOCK_ROW_COLUMNS if block_overhead else 0.0)
+            skipped = _expected_skip(first, cuts, k)
+            if len(cuts) == 1 or skipped <= 0 or time_saved < min_block_skip:  # not worth a sort per epoch
+                cuts, skipped = None, 0.0
+        if saving(skipped) < min_saving:
             return None
 
         const = np.flatnonzero(constant)
@@ -94,7 +128,7 @@ class InputOrder:
 
         # evaluation shifts the inputs constant in training alone by that constant
         eval_offsets = np.concatenate([offsets, values[const[~same]]]).astype(x.dtype)
-        plan = cls(order, folded(k, offsets), folded(len(eval_offsets), eval_offsets), groups if skipped else 1)
+        plan = cls(order, folded(k, offsets), folded(len(eval_offsets), eval_offsets), cuts, skipped)
         W1 = model.W[0]
         W1[...] = W1[order]
         return plan
@@ -104,7 +138,7 @@ class InputOrder:
         x = x.take(self.order[:self.train.active], axis=1, mode="clip")
         if self.train.offsets is not None:
             x -= self.train.offsets
-        if self.groups > 1:
+        if self.cuts is not None:
             self.first = _first_nonzero(x)
         return x
 
@@ -123,16 +157,38 @@ class InputOrder:
         W1[self.order] = W1.copy()
 
 
-def _expected_skip(first: np.ndarray, batch: int, groups: int, n_inputs: int) -> float:
-    """The share of a batch's first-layer products its row groups skip, estimated from
-    the first nonzero input of a sample of rows, in batches of the sample."""
-    k_rows = len(first) // batch * batch
-    if not k_rows:
-        return 0.0
-    # a fixed shuffle of its own (the run's generators are not touched): the data may be sorted
-    first = np.random.default_rng(0).permutation(first)
-    sorted_batches = np.sort(first[:k_rows].reshape(-1, batch), axis=1)
-    bounds = [i * batch // groups for i in range(groups + 1)]
-    sizes = np.diff(bounds)
-    skipped = (sorted_batches[:, bounds[:-1]] * sizes).sum() / (k_rows * n_inputs)
-    return float(skipped)
+def _cuts(first: np.ndarray, n_inputs: int, overhead: float,
+          row_columns: float = BLOCK_ROW_COLUMNS) -> tuple[np.ndarray, float]:
+    """Where the column blocks start (0 first), and the share of the first layer's product
+    time they save, for rows whose first nonzero inputs are like ``first`` (a sample).
+
+    Block j meets the share F(end_j) of the rows whose first nonzero input comes before
+    its end and costs ``overhead + F(end_j) * (width_j + BLOCK_ROW_COLUMNS)`` (in
+    columns' worth of full-batch products); the starts, chosen among the 16ths of
+    ``first``, minimize the sum (dynamic programming over the candidates)."""
+    quantiles = np.quantile(first, np.arange(1, MAX_BLOCKS) / MAX_BLOCKS, method="lower")
+    points = np.unique(np.concatenate([[0], quantiles, [n_inputs]]).astype(np.intp))
+    points = points[points <= n_inputs]
+    share = np.searchsorted(np.sort(first), points, side="left") / max(len(first), 1)  # F(point)
+    best = np.full(len(points), np.inf)
+    best[0] = 0.0
+    came = np.zeros(len(points), np.intp)
+    for e in range(1, len(points)):  # best[e]: blocks covering [0, points[e]) at least cost
+        cost = best[:e] + overhead + share[e] * (points[e] - points[:e] + row_columns)
+        came[e] = int(np.argmin(cost))
+        best[e] = cost[came[e]]
+    cuts, e = [], len(points) - 1
+    while e:
+        e = came[e]
+        cuts.append(int(points[e]))
+    dense = overhead + n_inputs + row_columns
+    return np.array(cuts[::-1], np.intp), float((dense - best[-1]) / dense)
+
+
+def _expected_skip(first: np.ndarray, cuts: np.ndarray, n_inputs: int) -> float:
+    """The share of the first layer's products over ``n_inputs`` inputs that blocks starting
+    at ``cuts`` skip, for rows whose first nonzero inputs are like ``first`` (a sample):
+    block j meets the rows whose first nonzero input comes before its end."""
+    ends = np.append(cuts[1:], n_inputs)
+    meets = np.add.reduce(first[:, None] < ends, axis=0) / max(len(first), 1)
+    return float(1.0 - (meets * np.diff(np.append(cuts, n_inputs))).sum() / n_inputs)

@@ -17,7 +17,7 @@ from hpsearch.mlp._inputs import check_xy
 from hpsearch.mlp._network import EVAL_ROWS, MLP
 from hpsearch.mlp._optimizers import OPTIMIZERS
 from hpsearch.mlp._sharpness import SharpnessProbe, probe_rows
-from hpsearch.mlp._reorder import REORDER_MIN_SAVING, REORDER_MODES, InputOrder, row_groups
+from hpsearch.mlp._reorder import REORDER_MODES, InputOrder
 from hpsearch.mlp._replay import SNAPSHOT_EVERY, TRACE_COLUMNS, Snapshots, replay_trace
 from hpsearch.mlp._workspace import ERRSTATE, Blowup, ConstantInputs, Workspace, count_correct
 
@@ -62,10 +62,11 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     train_accuracy, val_loss, val_accuracy``; whatever it raises propagates unchanged.
     ``train_metrics`` is ``"running"`` (mean over the epoch's mini-batches, from the
     forward passes already done), ``"full"`` (an extra pass in eval mode) or ``"none"``.
-    ``reorder`` chooses the input reordering (constant inputs folded into the bias, rows
-    grouped by their first nonzero input: the same arithmetic up to rounding, see
+    ``reorder`` chooses the input reordering (constant inputs folded into the bias, column
+    blocks that skip each row's leading zeros: the same arithmetic up to rounding, see
     :class:`~hpsearch.mlp._reorder.InputOrder`): ``"auto"`` when the products it saves
-    over the run pay for it, ``"always"`` whenever some input varies, ``"never"``.
+    over the run pay for it, ``"always"`` whenever some input varies (and then with
+    every column block that skips anything: for tests), ``"never"``.
     Overflow or NaN anywhere raises :class:`hpsearch.errors.Diverged`; with ``explain`` its
     trace is rebuilt by replaying the last steps, with the sharpness of the loss measured
     along them (a run that does not diverge pays nothing for either).
@@ -100,7 +101,7 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     # the first layer's products skip inputs known to be 0 or constant (see InputOrder)
     plan = None if reorder == "never" else InputOrder.plan(
         model, x_train, constant, values, x_val, batch, config.epochs,
-        min_saving=0.0 if reorder == "always" else REORDER_MIN_SAVING)
+        **({"min_saving": 0.0, "min_block_skip": 0.0, "block_overhead": 0.0} if reorder == "always" else {}))
     try:
         eval_rows = min(EVAL_ROWS, max(len(x_val), n if train_metrics == "full" else 0, 1))
         probe = _probe_batch(config, x_train, y_train, plan) if explain else None
@@ -110,7 +111,7 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
             val_set, train_set = (x_val, y_val, None), (x_train, y_train, None)
         else:
             run = _Run(model, optimizer, plan.training_inputs(x_train), y_train, n_classes, batch,
-                       dropout_rng, plan.train, plan.first, plan.groups)
+                       dropout_rng, plan.train, plan.first, plan.cuts)
             evaluate = _Evaluator(model, eval_rows, plan.evaluate)
             val_set = plan.evaluation_set(x_val, y_val, eval_rows)
             train_set = plan.evaluation_set(x_train, y_train, eval_rows) if train_metrics == "full" else None
@@ -184,7 +185,7 @@ class _Run:
     Replay is exact: the same arithmetic on the same batches gives the same numbers.
     """
 
-    def __init__(self, model, optimizer, x, y, n_classes, batch, rng, constant=None, first=None, groups=1):
+    def __init__(self, model, optimizer, x, y, n_classes, batch, rng, constant=None, first=None, cuts=None):
         self.model, self.optimizer, self.x, self.y = model, optimizer, x, y
         n = len(x)
         self.batch = batch
@@ -201,12 +202,12 @@ class _Run:
         for ws in (self.ws_full, self.ws_last):
             if ws is not None:
                 ws.fuse_sgd(optimizer)
-        # row groups (see InputOrder): each epoch sorts the rows of every batch by ``first``
-        self.first = first if groups > 1 else None
+        # column blocks (see InputOrder): each epoch sorts the rows of every batch by ``first``
+        self.first = first if cuts is not None else None
         if self.first is not None:
-            self.ws_full.set_groups(groups, first)
-            if self.ws_last is not None:
-                self.ws_last.set_groups(row_groups(self.last), first)
+            for ws in (self.ws_full, self.ws_last):
+                if ws is not None:
+                    ws.set_blocks(cuts, first)
         # the output-layer pre-activations of every step of the epoch, for the running metrics
         self.logits_full = np.empty((self.n_full, n_classes, batch), dtype)
         self.logits_last = np.empty((n_classes, self.last), dtype)
@@ -219,7 +220,7 @@ class _Run:
     def epoch(self, epoch: int, perm: np.ndarray, running: bool) -> None:
         x, batch, optimizer, snapshots = self.x, self.batch, self.optimizer, self.snapshots
         ws, ts = self.ws_full, self.ts_full
-        starts = [None] * self.n_full
+        reach = [None] * self.n_full
         if self.first is not None:
             perm = perm.copy()  # each batch's rows sorted by their first nonzero input
         batches = perm[:self.n_full * batch].reshape(self.n_full, batch)
@@ -227,7 +228,7 @@ class _Run:
             keys = self.first[batches]
             by_first = np.argsort(keys, axis=1, kind="stable")
             batches[...] = np.take_along_axis(batches, by_first, axis=1)
-            starts = np.take_along_axis(keys, by_first[:, ws.heads], axis=1).tolist()
+            reach = ws.block_reach(np.take_along_axis(keys, by_first, axis=1)).tolist()
             rest = perm[self.n_full * batch:]
             rest[...] = rest[np.argsort(self.first[rest], kind="stable")]
         self.perm = perm
@@ -241,7 +242,7 @@ class _Run:
                 snapshots.take(step)
             take_x(idx, axis=0, out=X, mode="clip")
             take_t(idx, axis=1, out=T, mode="clip")
-            ws.starts = starts[j]
+            ws.reach = reach[j]
             self.step = step = step + 1
             train_step(optimizer, outs[j])
         if self.last:

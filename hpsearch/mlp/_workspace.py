@@ -44,7 +44,7 @@ class ConstantInputs:
 
     ``offsets`` (or ``None``: all 0), one per active input, are subtracted from the
     inputs the workspace is given (so that their most common value becomes 0, which
-    the row groups skip); their share ``offsets @ W_1`` goes to the bias and
+    the column blocks skip); their share ``offsets @ W_1`` goes to the bias and
     ``offsets * (bias gradient)`` to the weights' gradient, as for a constant input.
     """
 
@@ -95,7 +95,7 @@ class Workspace:
     ``tracing`` makes :meth:`train_step` record the step's magnitudes in ``trace``
     (``hpsearch.mlp.TRACE_COLUMNS``); the trainer turns it on only to replay the
     steps before a divergence.
-    ``constant`` (:class:`ConstantInputs`) and :meth:`set_groups` let the first layer's
+    ``constant`` (:class:`ConstantInputs`) and :meth:`set_blocks` let the first layer's
     products skip inputs that are constant, or 0 in the rows at hand (the trainer's
     input reordering); without them every input is multiplied.
     """
@@ -150,11 +150,11 @@ class Workspace:
             self.W1s, self.dW1s = model.W[0][lo:hi], model.dW[0][lo:hi]
             self.shift_tmp = np.empty(self.W1s.shape, dt)
             self.b1_eff = e(hidden[0], 1)
-        # Row groups (see set_groups): the rows of each group are 0 in every input before
-        # its start, so its first-layer products begin there
-        self.starts = None
-        self.bounds = [(0, m)]
-        self.row_first = None
+        # Column blocks (see set_blocks): block j of the inputs meets only the first
+        # reach[j] rows of a batch, the others being 0 there; or one start for all rows
+        self.reach = None
+        self.start = 0
+        self.cuts = self.ends = self.row_first = self.block_product = None
         self.mean_vec = np.full(m, 1.0 / m, dt)
         self.out = e(K, m)
         self.delta = e(K, m)
@@ -243,17 +243,37 @@ class Workspace:
                       self.wd_vec[n1:] if self.wd else None, self.wd_tmp[n1:] if self.wd else None)
         return True
 
-    def set_groups(self, groups: int, row_first: np.ndarray | None) -> None:
-        """Split the rows into ``groups`` groups for the first layer's products, each
-        starting at the first nonzero input of its first row; ``row_first`` holds the
-        first nonzero input of every training row, and :meth:`load` expects the rows of
-        a batch sorted by it (see ``_InputOrder``)."""
-        m = self.rows
-        groups = max(1, min(groups, m))
-        self.bounds = [(i * m // groups, (i + 1) * m // groups) for i in range(groups)]
-        self.heads = np.array([a for a, _ in self.bounds])
+    def set_blocks(self, cuts: np.ndarray, row_first: np.ndarray) -> None:
+        """Split the inputs into column blocks at ``cuts`` (ascending, from 0) for the first
+        layer's products. ``row_first`` holds the first nonzero input of every training
+        row; :meth:`load` expects the rows of a batch sorted by it, so block ``j`` meets
+        only the rows whose first nonzero input comes before its end (a prefix: its
+        ``reach``); the products of the other rows with it are products with 0.
+        Without numpy's BLAS for the accumulating products, blocks cost an extra pass."""
+        n_in = self.W1.shape[0]
+        self.cuts = [int(c) for c in cuts] + [n_in]
+        self.ends = np.array(self.cuts[1:])
         self.row_first = row_first
-        self.starts = None
+        self.reach = None
+        kernel = _blas.update_kernel(self.dtype)
+        if kernel is not None and kernel.product is not None:
+            self.block_product = kernel.product(self.x, self.W1, self.u1T)
+        else:
+            self.block_product = self._numpy_block_product
+            self.u1_tmp = np.empty_like(self.u1T)
+
+    def _numpy_block_product(self, lo, hi, rows, accumulate):
+        x, W1 = self.x, self.W1
+        if not accumulate:
+            np.dot(x[:rows, lo:hi], W1[lo:hi], out=self.u1T[:rows])
+        else:
+            np.dot(x[:rows, lo:hi], W1[lo:hi], out=self.u1_tmp[:rows])
+            _add(self.u1T[:rows], self.u1_tmp[:rows], out=self.u1T[:rows])
+
+    def block_reach(self, first_sorted: np.ndarray) -> np.ndarray:
+        """Per block, how many of the rows (whose first nonzero inputs, ascending, are
+        ``first_sorted`` (..., rows)) it meets: shape (..., blocks)."""
+        return np.add.reduce(first_sorted[..., None, :] < self.ends[:, None], axis=-1)
 
     def resized(self, m: int) -> "Workspace":
         """A workspace like this one over ``m`` rows (cached)."""
@@ -264,6 +284,8 @@ class Workspace:
             ws = self._resized[m] = Workspace(self.model, m, self.train, self.rng, self._grad_scale,
                                               self.constant)
             ws.trace = self.trace
+            if self.cuts is not None and self.train:
+                ws.set_blocks(self.cuts[:-1], self.row_first)
         return ws
 
     def load(self, x, ts, idx) -> None:
@@ -272,7 +294,7 @@ class Workspace:
         x.take(idx, axis=0, out=self.x, mode="clip")
         ts.take(idx, axis=1, out=self.t, mode="clip")
         if self.row_first is not None:
-            self.starts = self.row_first[idx[self.heads]].tolist()
+            self.reach = self.block_reach(self.row_first[idx]).tolist()
 
     # -- forward -------------------------------------------------------------------
     def _forward(self, xT, train: bool, out) -> None:
@@ -284,13 +306,20 @@ class Workspace:
         try:
             layers = self.layers
             h = layers[0]
-            starts = self.starts
-            if starts is None:
+            reach = self.reach
+            if reach is not None:  # block by block, each over the rows it meets (self.x)
+                cuts, block = self.cuts, self.block_product
+                j = len(reach) - 1
+                block(cuts[j], cuts[j + 1], reach[j], False)  # the last block meets every row
+                for j in range(j - 1, -1, -1):
+                    if not reach[j]:
+                        break
+                    block(cuts[j], cuts[j + 1], reach[j], True)
+            elif self.start:  # every row is 0 before input ``start``
+                start = self.start
+                np.dot(xT.T[:, start:], self.W1[start:], out=self.u1T)
+            else:
                 h.forward_dot(xT.T, out=self.u1T)
-            else:  # each row group from its first nonzero input
-                x, W1, u1T = xT.T, self.W1, self.u1T
-                for (a, b), lo in zip(self.bounds, starts):
-                    np.dot(x[a:b, lo:], W1[lo:], out=u1T[a:b])
             b1 = self.b1
             if self.shift is not None:  # the shifts' share of the bias
                 np.dot(self.shift, self.W1s, out=self.b1_eff[:, 0])
@@ -326,8 +355,8 @@ class Workspace:
         """Eval-mode output-layer pre-activations for feature-major inputs ``xT`` (features,
         rows), shape (K, rows): a view of this workspace's buffer, overwritten by the next
         pass. ``start``: every row is 0 in the inputs before it, so the first layer's
-        products begin there (see :meth:`set_groups`)."""
-        self.starts = None if start is None else [start]
+        products begin there."""
+        self.start = start or 0
         self._forward(xT, False, self.out)
         return self.out
 
@@ -406,12 +435,17 @@ class Workspace:
                         np.copyto(self.g1T.T, g)
                     h.bias_grad_dot(out=model.db[0])
                     if fused is None:
-                        if self.starts is None:
+                        reach = self.reach
+                        if reach is None:
                             xT.dot(self.g1T, out=self.dW1)
-                        else:  # 0 before the earliest first nonzero input
-                            lo = min(self.starts)
-                            xT[lo:].dot(self.g1T, out=self.dW1[lo:])
-                            self.dW1[:lo].fill(0.0)
+                        else:  # block by block, over the rows it meets (0 where none)
+                            cuts, g1T, dW1 = self.cuts, self.g1T, self.dW1
+                            for j, rows in enumerate(reach):
+                                lo, hi = cuts[j], cuts[j + 1]
+                                if rows:
+                                    xT[lo:hi, :rows].dot(g1T[:rows], out=dW1[lo:hi])
+                                else:
+                                    dW1[lo:hi].fill(0.0)
                         self.dW1c.fill(0.0)  # no product reaches the constant inputs' rows
                         if self.shift is not None:  # the shifts' share: s_j db_1
                             np.multiply(self.shift_col, model.db[0], out=self.shift_tmp)
@@ -420,23 +454,25 @@ class Workspace:
             raise Blowup.from_fpe(err, f"backward layer {i + 1}") from None
         if fused is not None:
             kernel, update_w1, params, grads, wd_vec, wd_tmp = fused
-            starts = self.starts
+            reach = self.reach
+            lo = 0  # W_1's rows before this one meet no row of the batch
             kernel.clear_flags()
-            if starts is None:
+            if reach is None:
                 update_w1()  # W_1 <- beta W_1 - x^T g1T, in place
-            else:  # group by group; the first applies beta from the earliest start on
-                lo = min(starts)
-                bounds = self.bounds
-                update_w1(lo, *bounds[0])
-                for (a, b), start in zip(bounds[1:], starts[1:]):
-                    update_w1(start, a, b, True)
+            else:  # block by block, over the rows it meets
+                cuts = self.cuts
+                for j, rows in enumerate(reach):
+                    if rows:
+                        update_w1(cuts[j], cuts[j + 1], rows)
+                    elif cuts[j + 1] > lo:
+                        lo = cuts[j + 1]
             failed = kernel.failure()
             if failed:
                 raise Blowup(failed, "update layer 1")
             try:
                 if self.wd:  # rows no product reached, and the constant inputs': their decay
                     decay = 1.0 - self.wd * self._grad_scale
-                    if starts is not None and lo:
+                    if lo:
                         np.multiply(self.W1[:lo], decay, out=self.W1[:lo])
                     np.multiply(self.W1c, decay, out=self.W1c)
                 if self.shift is not None:  # the shifts' share of the gradient
