@@ -8,6 +8,8 @@ import numpy as np
 
 from hpsearch.errors import DataError
 
+CONSTANT_SAMPLE_ROWS = 256  # rows that rule out most varying columns before the full check
+
 
 def _all_finite(x: np.ndarray) -> bool:
     # one fast pass: the sum of squares is finite unless some value is not (or it
@@ -31,8 +33,15 @@ def check_xy(x, y, name: str, dtype, constants: bool = False):
     if not len(x):
         return x, _check_y(x, y, name), np.zeros(x.shape[1], bool), np.zeros(x.shape[1], x.dtype)
     values = x[0].copy()
-    # one pass, compares only (a min/max pass costs twice as much)
-    constant = np.logical_and.reduce(x == values, axis=0)
+    # the columns that hold the first row's value in a sample of rows, then in every row
+    sample = x[::max(1, len(x) // CONSTANT_SAMPLE_ROWS)]
+    candidates = np.flatnonzero(np.logical_and.reduce(sample == values, axis=0))
+    if 8 * len(candidates) > x.shape[1]:  # many: one pass over all columns is faster than a gather
+        constant = np.logical_and.reduce(x == values, axis=0)
+    else:
+        constant = np.zeros(x.shape[1], bool)
+        constant[candidates] = np.logical_and.reduce(
+            x.take(candidates, axis=1, mode="clip") == values[candidates], axis=0)
     return x, _check_y(x, y, name), constant, values
 
 
