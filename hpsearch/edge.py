@@ -282,7 +282,9 @@ def text_lines(r: dict) -> list[str]:
              f"{_n(r['lr_edge_median'])}" if r["within_range"] else "the median configuration's edge")
     lines.append(f"predicted lr edge: {_n(r['lr_edge'])}  ({where}; {_n(lo)} – {_n(hi)} over the middle 80 % "
                  f"of the configurations)")
-    limit = " / ".join(_n(v) for v in r["limits"])
+    limits = r["limits"]
+    limit = (" / ".join(_n(v) for v in limits) if len(limits) <= 2
+             else f"2 + 2·momentum: {_n(min(limits))} – {_n(max(limits))}")
     llo, lhi = r["lr_limit_spread"]
     why = (f"why: lr·λ_max reaches the optimizer's stability limit ({limit}) at lr {_n(r['lr_limit'])} "
            f"({_n(llo)} – {_n(lhi)})")
