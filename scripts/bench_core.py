@@ -407,8 +407,9 @@ def _run(args) -> int:
     env = {k: os.environ.get(k, "(unset)") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     import sklearn
 
+    torch_text = torch_version or ("not measured (--no-torch)" if args.no_torch else "not installed")
     print(f"python {platform.python_version()}, numpy {np.__version__}, scikit-learn {sklearn.__version__}, "
-          f"torch {torch_version or 'not installed'}")
+          f"torch {torch_text}")
     print(f"{blas_kernel()}; env: " + ", ".join(f"{k}={v}" for k, v in env.items()))
     print(f"layers {'-'.join(map(str, LAYERS))} relu sgd lr={LR}; {n_train} train / {n_val} validation rows; "
           f"1 BLAS thread; best of {repeats}, contenders interleaved")
