@@ -196,7 +196,8 @@ def _weights(space, rows: list[dict]) -> np.ndarray:
 
 
 def summarize(space, rows: list[dict], steps: int) -> dict:
-    measured = [r for r in rows if r["limit"] is not None]
+    # a configuration with a limit but no positive λ_max (all-zero weights, say) has no edge to find
+    measured = [r for r in rows if r["limit"] is not None and r["lr_limit"] is not None]
     adaptive = sorted({r["optimizer"] for r in rows if r["limit"] is None})
     out: dict = {
         "method": (f"λ_max at initialization (Lanczos on Hessian-vector products, {PROBE} rows), then runs of "
@@ -211,7 +212,7 @@ def summarize(space, rows: list[dict], steps: int) -> dict:
                                 f"the gradients' history, so lr·λ_max < 2 does not bound them")
     if not measured:
         return out
-    weights = _weights(space, rows)[[r["limit"] is not None for r in rows]]
+    weights = _weights(space, rows)[[r["limit"] is not None and r["lr_limit"] is not None for r in rows]]
     # an edge outside the bracket: 0 if every run diverged, inf if none did (the tree and the
     # expected share), or the bracket's end (the median and the spread)
     exact = np.array([r["lr_edge"] if r["lr_edge"] is not None else (0.0 if r["survived"] == 0 else math.inf)
@@ -226,6 +227,10 @@ def summarize(space, rows: list[dict], steps: int) -> dict:
     out["lr_edge"] = cut if cut is not None else out["lr_edge_median"]
     out["lr_edge_spread"] = _spread(clipped, weights)
     out["censored"] = int(np.count_nonzero(~np.isfinite(exact) | (exact <= 0)))
+    out["never"] = int(np.count_nonzero(~np.isfinite(exact)))
+    if out["never"] == len(measured):  # no short run overflowed: no edge, only a bound
+        out["lr_edge"] = out["lr_edge_median"] = None
+        out["no_edge_below"] = float(clipped.min())
     limits = np.array([r["lr_limit"] for r in measured])
     out["lr_limit"], out["lr_limit_spread"] = _median(limits, weights), _spread(limits, weights)
     factors = [(r["factor"], w) for r, w in zip(measured, weights) if r["factor"]]
@@ -274,8 +279,16 @@ def text_lines(r: dict) -> list[str]:
     lines = [f"edge of {r['space']} · {r['dataset']} · {r['samples']} sampled configurations · {r['seconds']:.1f} s",
              f"method: {r['method']}"]
     if r["lr_edge"] is None:
-        lines.append("predicted lr edge: none" + (f" — {r['adaptive_note']}" if r.get("adaptive_note") else
-                                                   " — no short run diverged or survived inside the bracket"))
+        if r.get("no_edge_below") is not None:
+            lines.append(f"predicted lr edge: none below lr {_n(r['no_edge_below'])} — no short run of the "
+                         f"{r['never']} configurations overflowed up to 128× its quadratic limit (a ReLU "
+                         f"network's units can die instead)")
+            if r["searched"] is not None:
+                lines.append(f"the searched lr {_n(r['searched'][0])} – {_n(r['searched'][1])}: expect no trial "
+                             f"to overflow")
+        else:
+            lines.append("predicted lr edge: none" + (f" — {r['adaptive_note']}" if r.get("adaptive_note") else
+                                                       " — no short run diverged or survived inside the bracket"))
         return lines
     lo, hi = r["lr_edge_spread"]
     where = ("where a one-split tree would cut a study of this space; the median configuration's edge is "
@@ -301,6 +314,9 @@ def text_lines(r: dict) -> list[str]:
         verdict = (f"→ {lo_k} lowers the edge {ratio:.1f}×" if ratio >= MOVES
                    else f"→ about the same edge whatever the {name}")
         lines.append("  " + "    ".join(parts) + "   " + verdict)
+    if r.get("never"):
+        lines.append(f"  {r['never']} of the {len(r['configurations'])} configurations did not overflow up to 128× "
+                     f"their quadratic limit: counted as never diverging")
     if r.get("adaptive_note"):
         lines.append(f"  {r['adaptive_note']}")
     if r["searched"] is not None:

@@ -106,8 +106,11 @@ def table_row(row: dict) -> str:
     if p["lr_edge"] and m["lr_edge"]:
         r = p["lr_edge"] / m["lr_edge"]
         ratio = f"{r:.2f}×"
-    pred = "no prediction (adaptive)" if p["lr_edge"] is None and p.get("adaptive") else (
-        f"{_n(p['lr_edge'])} ({_n(p['lr_edge_spread'][0])} – {_n(p['lr_edge_spread'][1])})" if p["lr_edge"] else "—")
+    if p["lr_edge"] is None and p.get("no_edge_below"):
+        pred = f"none below {_n(p['no_edge_below'])} (no short run overflowed)"
+    else:
+        pred = "no prediction (adaptive)" if p["lr_edge"] is None and p.get("adaptive") else (
+            f"{_n(p['lr_edge'])} ({_n(p['lr_edge_spread'][0])} – {_n(p['lr_edge_spread'][1])})" if p["lr_edge"] else "—")
     by = []
     for name, cats in p.get("by", {}).items():
         for cat, v in cats.items():
