@@ -98,7 +98,12 @@ class Results:
     def divergence(self) -> pd.DataFrame:
         from hpsearch.mlp import TRACE_COLUMNS
 
-        return _read_optional(self.path / "divergence.csv", ["number", "reason", *TRACE_COLUMNS])
+        # traces written before the sharpness column existed are read with it empty
+        df = _read_optional(self.path / "divergence.csv",
+                            ["number", "reason", *(c for c in TRACE_COLUMNS if c != "sharpness")])
+        if "sharpness" not in df:
+            df["sharpness"] = float("nan")
+        return df
 
     @cached_property
     def space(self):
