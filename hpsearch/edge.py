@@ -308,8 +308,8 @@ def text_lines(r: dict) -> list[str]:
     lines.append(why)
     for name, groups in r["by"].items():
         parts = [f"{name} = {k} {_n(v['lr_edge'])} ({v['n']})" for k, v in groups.items()]
-        (lo_k, lo_v), (hi_k, hi_v) = (min(groups.items(), key=lambda kv: kv[1]["lr_edge"]),
-                                      max(groups.items(), key=lambda kv: kv[1]["lr_edge"]))
+        lo_k, lo_v = min(groups.items(), key=lambda kv: kv[1]["lr_edge"])
+        hi_v = max(groups.values(), key=lambda v: v["lr_edge"])
         ratio = hi_v["lr_edge"] / lo_v["lr_edge"]
         verdict = (f"→ {lo_k} lowers the edge {ratio:.1f}×" if ratio >= MOVES
                    else f"→ about the same edge whatever the {name}")

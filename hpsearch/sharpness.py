@@ -125,14 +125,14 @@ def separation(df: pd.DataFrame, diverged: pd.Series, edge: float | None = None)
         if known.empty:
             return []
         later = pd.to_numeric(df.loc[known.index, "sharpness_step"], errors="coerce")
-        return [f"Sharpness: measured in {len(known)} diverged trials, {TRACE_WINDOW} steps before their blow-up "
-                f"(from step {int(later.min())}), never at initialization — nothing to compare the stable "
-                f"trials with; `python -m hpsearch edge SPACE` measures it at initialization."]
+        return [(f"Sharpness: measured in {len(known)} diverged trials, in the last steps before their blow-up "
+                 f"(from step {int(later.min())}), never at initialization — nothing to compare the stable "
+                 f"trials with; `python -m hpsearch edge SPACE` measures it at initialization.")]
     limits = df.apply(limit_of, axis=1)
     known_limit = limits.notna() & lr.notna()
     if not known_limit.any():
-        return [f"Sharpness: λ_max at initialization {float(initial.median()):.3g} (median of {len(initial)} diverged "
-                f"trials); adaptive optimizers have no stability limit to compare lr·λ_max with."]
+        return [(f"Sharpness: λ_max at initialization {float(initial.median()):.3g} (median of {len(initial)} "
+                 f"diverged trials); adaptive optimizers have no stability limit to compare lr·λ_max with.")]
     lam0 = float(initial.median())
     y = diverged[known_limit].astype(bool)
     x = (lr[known_limit] * lam0 / limits[known_limit].astype(float))  # lr·λ_max in units of the limit
@@ -143,10 +143,10 @@ def separation(df: pd.DataFrame, diverged: pd.Series, edge: float | None = None)
 
     names = sorted({_optimizer(r) for _, r in df[known_limit].iterrows()})
     shown = "; ".join(f"{o} {_num(lim)}" for o, lim in _limits(df[known_limit]).items())
-    lines = [f"Sharpness (λ_max at initialization, median of {len(initial)} diverged trials whose trace starts at "
-             f"step 1: {lam0:.3g}; limit of lr·λ_max: {shown}):",
-             f"  lr·λ_max > limit alone classifies {right(1.0)} of {n} trials"
-             + (f" (lr > {_num(float((limits[known_limit] / lam0).median()))})" if len(names) == 1 else "")]
+    alone = (f"  lr·λ_max > limit alone classifies {right(1.0)} of {n} trials"
+             + (f" (lr > {_num(float((limits[known_limit] / lam0).median()))})" if len(names) == 1 else ""))
+    lines = [(f"Sharpness (λ_max at initialization, median of {len(initial)} diverged trials whose trace starts at "
+              f"step 1: {lam0:.3g}; limit of lr·λ_max: {shown}):"), alone]
     if edge is not None:
         lines[-1] += f"; the boundary lr > {_num(edge)} {int(((lr[known_limit] > edge) == y).sum())} of {n}"
     grid = sorted({1.0, *[float(v) for v in x]})
@@ -169,5 +169,3 @@ def _limits(df: pd.DataFrame) -> dict:
             out.setdefault(_optimizer(r), []).append(lim)
     return {k: (v[0] if len(set(v)) == 1 else float(pd.Series(v).median())) for k, v in out.items()}
 
-
-TRACE_WINDOW = 32

@@ -23,7 +23,7 @@ from pathlib import Path
 
 def run(cmd: list[str]) -> tuple[str, float]:
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - t0
     if done.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr}")
@@ -31,7 +31,7 @@ def run(cmd: list[str]) -> tuple[str, float]:
 
 
 def regions_edges(results_dir: Path) -> dict:
-    from hpsearch.regions import divergence_edge, _finished
+    from hpsearch.regions import _finished, divergence_edge
     from hpsearch.results import diverged_mask
     from hpsearch.show import open_results
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -21,7 +23,7 @@ def _act(name, alpha):
 
 def _unpack(theta, sizes):
     out, at = [], 0
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         block = theta[at:at + (fan_in + 1) * fan_out].reshape(fan_in + 1, fan_out)
         out.append((block[:fan_in], block[fan_in]))
         at += (fan_in + 1) * fan_out
@@ -59,7 +61,7 @@ def _loss(theta, x, y, sizes, f, wd, mask, slopes=None):
 
 def _weight_mask(sizes):
     mask = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         m = np.ones((fan_in + 1, fan_out))
         m[fan_in] = 0.0
         mask.append(m.ravel())
@@ -88,7 +90,7 @@ def _hessian(theta, x, y, sizes, f, wd, mask, eps=1e-4, slopes=None):
     """The full Hessian by second differences of the loss (leaky ReLU: with ``slopes`` frozen)."""
     n = theta.size
     H = np.empty((n, n))
-    L = lambda t: _loss(t, x, y, sizes, f, wd, mask, slopes)  # noqa: E731
+    L = lambda t: _loss(t, x, y, sizes, f, wd, mask, slopes)
     for i in range(n):
         for j in range(i, n):
             ei, ej = np.zeros(n), np.zeros(n)

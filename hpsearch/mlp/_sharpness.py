@@ -175,7 +175,12 @@ def top_eigenvalue(matvec, n: int, rng: np.random.Generator, *, tol: float = TOL
     """The largest (algebraic) eigenvalue of the symmetric operator ``matvec`` on R^n:
     ``(value, matvecs used, converged)``. Lanczos from a random start drawn from ``rng``;
     on no convergence within ``max_matvecs``, the best Ritz value so far."""
-    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
+    from scipy.sparse.linalg import (
+        ArpackError,
+        ArpackNoConvergence,
+        LinearOperator,
+        eigsh,
+    )
 
     count = [0]
 
