@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hpsearch import __version__
 from hpsearch._args import positive, whole
-from hpsearch.errors import HPSearchError
+from hpsearch.errors import HPSearchError, Interrupted
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -253,9 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `hpsearch show … | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("hpsearch: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + exc.signum if isinstance(exc, Interrupted) else EXIT_INTERRUPTED
     except OSError as exc:
         if verbose:
             traceback.print_exc()

@@ -49,6 +49,14 @@ class StorageError(HPSearchError):
     """
 
 
+class Interrupted(KeyboardInterrupt):
+    """A signal (Ctrl-C, SIGTERM, SIGHUP) stopped hpsearch; the exit status is 128 + ``signum``."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 @dataclass
 class Diverged(Exception):
     """Training blew up: ``reason`` is ``"overflow"`` or ``"nan"``.

@@ -21,7 +21,7 @@ from hpsearch import __version__, _optuna, objective, results
 from hpsearch import data as datasets
 from hpsearch import storage as stores
 from hpsearch import study as st
-from hpsearch.errors import HPSearchError, ResultsError
+from hpsearch.errors import HPSearchError, Interrupted, ResultsError
 from hpsearch.space import Space, parse_space
 from hpsearch.vocabulary import (
     ATTR_FINGERPRINT,
@@ -121,7 +121,7 @@ def _clock(seconds: float) -> str:
 class Signals:
     """Ctrl-C, SIGTERM and SIGHUP while a study runs: noted, acted on where it is safe.
 
-    Outside ``deferred()`` a signal raises ``KeyboardInterrupt`` at once (set-up has
+    Outside ``deferred()`` a signal raises :class:`Interrupted` at once (set-up has
     computed nothing worth keeping). Inside, it is only noted: the trial loop and the
     test-set scoring poll ``received`` and stop cleanly, and the result files are
     written whatever arrives, and however often.
@@ -145,7 +145,7 @@ class Signals:
     def _handle(self, signum, frame) -> None:
         self.received.append(signum)
         if not self._defer:
-            raise KeyboardInterrupt
+            raise Interrupted(signum)
 
     @contextlib.contextmanager
     def deferred(self):

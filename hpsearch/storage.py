@@ -84,10 +84,13 @@ def open_storage(url: str | None, results_dir: Path, *,
 
 
 def reopen(url: str) -> BaseStorage:
-    """A database storage of one's own (after a fork a connection must not be shared)."""
-    rdb = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, skip_compatibility_check=True,
-                                     skip_table_creation=True)
-    return RetryingStorage(_optuna.cached(rdb), name=mask_url(url))
+    """A database storage of one's own (after a fork a connection must not be shared); waits out an outage."""
+    def connect():
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True},
+                                          skip_compatibility_check=True, skip_table_creation=True)
+
+    waiting = RetryingStorage(None, name=mask_url(url))
+    return RetryingStorage(_optuna.cached(waiting.retry(connect)), name=mask_url(url))
 
 
 def journal_path(url: str) -> Path | None:
@@ -369,7 +372,10 @@ class RetryingStorage(BaseStorage, _optuna.BaseHeartbeat):
         self.on_back: Callable[[str], None] = log.warning
 
     def _call(self, method: str, *args, **kwargs):
-        fn = getattr(self._inner, method)
+        return self.retry(getattr(self._inner, method), *args, **kwargs)
+
+    def retry(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)``, repeated while the database is unreachable (up to ``patience`` s)."""
         started = None
         delay = 0.25
         while True:

@@ -407,3 +407,32 @@ def test_a_stray_temporary_file_of_a_killed_export_is_removed_by_the_next_one(tm
     assert not stray.exists() and mine.exists()
     atomic_write(tmp_path / "x.csv", "a\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, "x.csv"])
+
+
+def test_a_non_numeric_cell_in_trials_csv_is_one_line_for_every_reader(tmp_path, capsys):
+    space = write_space(tmp_path, trials=3, epochs=1)
+    out = tmp_path / "out"
+    assert cli.main(["run", str(space), "--out", str(out), "-q", "--jobs", "1"]) == 0
+    path = out / "f" / "trials.csv"
+    df = pd.read_csv(path)
+    for col in ("value", "lr", "val_accuracy"):
+        bad = df.astype({col: object})
+        bad.loc[1, col] = "abc"
+        bad.to_csv(path, index=False)
+        for command in ("plot", "show", "regions", "narrow"):
+            capsys.readouterr()
+            code = cli.main([command, str(out / "f")] + (["-o", str(tmp_path / "n.toml")] if command == "narrow" else []))
+            err = capsys.readouterr().err.strip().splitlines()
+            assert code == 2 and err == [f"hpsearch: {path}: column {col!r}, line 3: 'abc' is not a number"], err
+    df.to_csv(path, index=False)
+    assert cli.main(["plot", str(out / "f")]) == 0
+
+
+def test_nan_and_inf_in_a_csv_data_set_name_the_same_row_and_column(tmp_path, capsys):
+    space = write_space(tmp_path)
+    for value, what in (("nan", "missing value"), ("inf", "inf is not a finite number")):
+        data = tmp_path / f"{value}.csv"
+        data.write_text(f"label,a,b\n0,1,2\n1,3,{value}\n0,1,1\n1,2,2\n")
+        code = cli.main(["run", str(space), "--dataset", f"csv:{data}", "--out", str(tmp_path / "out"), "-q"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and err == f"hpsearch: csv: {data}: column 'b', row 2: {what}", err

@@ -217,3 +217,58 @@ def test_a_killed_worker_on_postgres_is_detected_by_heartbeat_and_its_trial_run_
     assert len(counted) == 6 and all(t.state.name in ("COMPLETE", "PRUNED") for t in counted)
     df = pd.read_csv(tmp_path / "out" / name / "trials.csv")
     assert df[df["state"] == "FAIL"]["fail_reason"].str.startswith("interrupted").all()
+
+
+POSTGRES_CTL = os.environ.get("HPSEARCH_TEST_POSTGRES_CTL")
+
+
+def _postgres(action: str) -> None:
+    subprocess.run([*shlex.split(POSTGRES_CTL), action, *(["-m", "fast"] if action == "stop" else [])],
+                   check=True, capture_output=True, timeout=60)
+
+
+@pytest.mark.skipif(not (POSTGRES and POSTGRES_CTL),
+                    reason="HPSEARCH_TEST_POSTGRES_URL / _CTL not set (.ci/run starts and controls a PostgreSQL server)")
+def test_a_run_and_a_worker_ride_out_a_database_outage_and_finish_each_configuration_once(tmp_path):
+    name = f"pgout-{uuid.uuid4().hex[:8]}"
+    space = write_space(tmp_path, name=name, trials=8, epochs=100)
+    run = hpsearch("run", space, "--out", tmp_path / "out", "--storage", POSTGRES, "--jobs", 1)
+    storage = optuna.storages.RDBStorage(POSTGRES)
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+        if name in optuna.get_all_study_names(storage):
+            trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+            if sum(t.state.is_finished() for t in trials) >= 2:
+                break
+        time.sleep(0.2)
+    worker = hpsearch("worker", "--storage", POSTGRES, "--study", name, "--jobs", 1)
+    while not any(t.state.name == "RUNNING" and t.system_attrs.get("hpsearch:worker_id", "").endswith(f":{worker.pid}")
+                  for t in optuna.load_study(study_name=name, storage=storage).get_trials()):
+        assert time.monotonic() < deadline and worker.poll() is None, worker.communicate()
+        time.sleep(0.1)  # the outage starts once the worker works on a trial
+    storage.engine.dispose()
+    _postgres("stop")
+    try:
+        time.sleep(6)
+        assert run.poll() is None and worker.poll() is None, "a process died during the outage"
+    finally:
+        _postgres("start")
+    rout, rerr = run.communicate(timeout=300)
+    wout, werr = worker.communicate(timeout=300)
+    assert run.returncode == 0 and worker.returncode == 0, (rerr, werr)
+    assert "Traceback" not in rerr + werr
+    for said in (rout, wout):  # each said it was waiting, and when it could go on
+        assert "unreachable" in said and "reachable again" in said, said
+    password = POSTGRES.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    meta = (tmp_path / "out" / name / "meta.json").read_text()
+    for text in (rout, rerr, wout, werr, meta):
+        assert f":{password}@" not in text and ":***@" in rout + meta
+    storage = optuna.storages.RDBStorage(POSTGRES)
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+    from hpsearch.study import is_duplicate, is_interrupted, slot_of
+
+    done = [t for t in trials if not (is_interrupted(t) or is_duplicate(t))]
+    assert sorted(slot_of(t) for t in done) == list(range(8))
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in done)
+    assert not any(t.state.name == "RUNNING" for t in trials)
