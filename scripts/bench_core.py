@@ -340,7 +340,7 @@ def step_breakdown(batch: int, repeats: int) -> dict:
         layer1_grad, rest_p, rest_g = ws.fused[1:4]
         update = lambda: opt.update(rest_p, rest_g)  # noqa: E731
     else:
-        layer1_grad = lambda: ws.xT.dot(ws.g1T, out=model.dW[0])  # noqa: E731
+        layer1_grad = lambda: ws.xT.dot(ws.g1.T, out=model.dW[0])  # noqa: E731
         update = lambda: opt.update(model.params, model.grads)  # noqa: E731
     with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
         ws.train_step(opt)

@@ -22,8 +22,8 @@ class UpdateKernel:
     """A probed in-place gemm for one dtype, and how to read the flags it raises.
 
     ``bind(W, x, g, beta)`` returns ``update(lo=0, hi=n, rows=m)`` doing ``W[lo:hi] <-
-    beta W[lo:hi] - x[:rows, lo:hi]^T g[:rows]`` in place (``W`` (n, w), ``x`` (m, n) and
-    ``g`` (m, w), all C-contiguous); ``any_rows`` says whether it beats the plain path
+    beta W[lo:hi] - x[:rows, lo:hi]^T g[:, :rows]^T`` in place (``W`` (n, w), ``x`` (m, n)
+    and ``g`` (w, m), all C-contiguous); ``any_rows`` says whether it beats the plain path
     at every batch size, or only for small ones. Around a call: :meth:`clear_flags`,
     then :meth:`failure`. ``product`` (or ``None``): ``product(x, W, out)`` returns
     ``block(lo, hi, rows, accumulate)`` doing ``out[:rows] (+)= x[:rows, lo:hi] @ W[lo:hi]``.
@@ -108,15 +108,15 @@ def update_kernel(dtype) -> UpdateKernel | None:
 def _probe_flags(bind, key, test, clear):
     """(overflow bit, invalid bit) if ``bind`` computes right and raises both visibly."""
     rng = np.random.default_rng(0)
-    W, x, g = rng.random((5, 3)).astype(key), rng.random((4, 5)).astype(key), rng.random((4, 3)).astype(key)
-    want = 0.5 * W - x.T @ g
+    W, x, g = rng.random((5, 3)).astype(key), rng.random((4, 5)).astype(key), rng.random((3, 4)).astype(key)
+    want = 0.5 * W - x.T @ g.T
     bind(W, x, g, 0.5)()
     if not np.allclose(W, want, rtol=1e-5):
         return None
     # column blocks: rows 1-2 of W from the first 2 rows of x, rows 3-4 from 3 rows
     want = W.copy()
-    want[1:3] = 0.5 * W[1:3] - x[:2, 1:3].T @ g[:2]
-    want[3:] = 0.5 * W[3:] - x[:3, 3:].T @ g[:3]
+    want[1:3] = 0.5 * W[1:3] - x[:2, 1:3].T @ g[:, :2].T
+    want[3:] = 0.5 * W[3:] - x[:3, 3:].T @ g[:, :3].T
     update = bind(W, x, g, 0.5)
     update(1, 3, 2)
     update(3, 5, 3)
@@ -179,14 +179,14 @@ def _numpy_cblas(key):
         n, w = W.shape
         m = x.shape[0]
         size, x0, g0, W0 = x.itemsize, x.ctypes.data, g.ctypes.data, W.ctypes.data
-        whole = partial(f, row_major, trans, plain, i64(n), i64(w), i64(m), real(-1.0), ptr(x0), i64(n),
-                        ptr(g0), i64(w), real(beta), ptr(W0), i64(w))
+        whole = partial(f, row_major, trans, trans, i64(n), i64(w), i64(m), real(-1.0), ptr(x0), i64(n),
+                        ptr(g0), i64(m), real(beta), ptr(W0), i64(w))
 
         def update(lo=0, hi=n, rows=m):
             if not lo and hi == n and rows == m:
                 return whole()
-            f(row_major, trans, plain, hi - lo, w, rows, -1.0, x0 + lo * size, n,
-              g0, w, beta, W0 + lo * w * size, w)
+            f(row_major, trans, trans, hi - lo, w, rows, -1.0, x0 + lo * size, n,
+              g0, m, beta, W0 + lo * w * size, w)
 
         update.arrays = (W, x, g)  # the pointers above stay valid while update lives
         return update
@@ -215,7 +215,7 @@ def _scipy_gemm(key):
 
         def update(lo=0, hi=n, rows=m):
             if lo < hi:  # W[lo:hi].T is Fortran-ordered: gemm updates it in place
-                gemm(-1.0, g[:rows].T, x[:rows, lo:hi].T, beta, W[lo:hi].T, 0, 1, 1)
+                gemm(-1.0, g[:, :rows], x[:rows, lo:hi].T, beta, W[lo:hi].T, 0, 1, 1)
 
         return update
 

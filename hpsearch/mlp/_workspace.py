@@ -188,9 +188,9 @@ class Workspace:
                 if i:  # dWb_i = [a_prev; 1] @ g^T and g_prev = W_i @ g
                     h.grad_dot = self.layers[-1].aug.dot
                     h.back_dot = model.W[i].dot
-                else:  # dW_1 = x^T @ g1T and db_1 = 1 @ g1T, with g1T the gradient sample-major
-                    self.g1T = e(m, w)
-                    h.bias_grad_dot = partial(np.dot, self.ones, self.g1T)
+                else:  # dW_1 = x^T @ g^T and db_1 = g @ 1 (x sample-major, g feature-major)
+                    self.g1 = h.g
+                    h.bias_grad_dot = partial(np.dot, h.g, self.ones)
             self.layers.append(h)
         top = self.layers[-1]
         self.b1 = model.b[0][:, None]
@@ -238,7 +238,7 @@ class Workspace:
         model = self.model
         n1 = model.W[0].size  # W_1 opens the parameter vector
         beta = 1.0 - self.wd * self._grad_scale  # weight decay: W <- (1 - lr wd) W - lr dW
-        self.fused = (kernel, kernel.bind(self.W1, self.x, self.g1T, beta),
+        self.fused = (kernel, kernel.bind(self.W1, self.x, self.g1, beta),
                       model.params[n1:], model.grads[n1:],
                       self.wd_vec[n1:] if self.wd else None, self.wd_tmp[n1:] if self.wd else None)
         return True
@@ -423,27 +423,24 @@ class Workspace:
                 g = h.g
                 if self.dropout:
                     np.multiply(g, h.mask, out=g)
-                # the first layer's gradient goes sample-major (transposed on the way)
-                act(h.v, h.f, h.cache, g, g if i or bn else self.g1T.T)
+                act(h.v, h.f, h.cache, g, g)
                 if bn:
                     self._bn_backward(i, h)
                 if i:
                     h.grad_dot(h.gT, out=model.dWb[i])
                     h.back_dot(g, out=layers[i - 1].g)
                 else:
-                    if bn:
-                        np.copyto(self.g1T.T, g)
                     h.bias_grad_dot(out=model.db[0])
                     if fused is None:
                         reach = self.reach
                         if reach is None:
-                            xT.dot(self.g1T, out=self.dW1)
+                            xT.dot(g.T, out=self.dW1)
                         else:  # block by block, over the rows it meets (0 where none)
-                            cuts, g1T, dW1 = self.cuts, self.g1T, self.dW1
+                            cuts, dW1 = self.cuts, self.dW1
                             for j, rows in enumerate(reach):
                                 lo, hi = cuts[j], cuts[j + 1]
                                 if rows:
-                                    xT[lo:hi, :rows].dot(g1T[:rows], out=dW1[lo:hi])
+                                    xT[lo:hi, :rows].dot(g[:, :rows].T, out=dW1[lo:hi])
                                 else:
                                     dW1[lo:hi].fill(0.0)
                         self.dW1c.fill(0.0)  # no product reaches the constant inputs' rows
@@ -458,7 +455,7 @@ class Workspace:
             lo = 0  # W_1's rows before this one meet no row of the batch
             kernel.clear_flags()
             if reach is None:
-                update_w1()  # W_1 <- beta W_1 - x^T g1T, in place
+                update_w1()  # W_1 <- beta W_1 - x^T g^T, in place
             else:  # block by block, over the rows it meets
                 cuts = self.cuts
                 for j, rows in enumerate(reach):
