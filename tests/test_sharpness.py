@@ -243,3 +243,26 @@ def test_a_diverged_trial_carries_its_sharpness_in_trials_csv_divergence_csv_and
     assert cli.main(["show", str(out / "sharp")]) == 0
     shown = capsys.readouterr().out
     assert "lr·λ_max" in shown and f"trial {int(diverged['number'].iloc[0])}: lr·λ_max" in shown
+
+
+@pytest.mark.parametrize("reorder", ["never", "always"])
+def test_the_trace_measures_the_same_sharpness_whatever_the_input_order(reorder):
+    # the trainer reorders W_1's rows (and folds constant inputs) for speed: the probe batch
+    # must follow, or the sharpness would be that of another network
+    from hpsearch import data as datasets
+    from hpsearch.errors import Diverged
+    from hpsearch.mlp import train
+
+    ds = datasets.load("digits")
+    x = ds.x_train / 16.0  # digits have constant (all-zero) pixels: the plan folds them
+    config = MLPConfig(hidden=(24,), activation="leaky_relu", alpha=0.2, batch_size=32, lr=6.0, epochs=2, seed=4)
+    with pytest.raises(Diverged) as info:
+        train(config, x[:1000], ds.y_train[:1000], x[1000:], ds.y_train[1000:], reorder=reorder)
+    first = info.value.trace[0]
+    assert first["step"] == 1 and first["sharpness"] is not None
+    # λ_max at initialization, measured here from scratch on the trainer's model and probe batch
+    model = MLP(config, x.shape[1], 10, rng=np.random.default_rng(config.seed).spawn(3)[0])
+    from hpsearch.mlp._sharpness import probe_rows
+
+    idx = probe_rows(1000, np.random.default_rng([config.seed, 1]))
+    assert first["sharpness"] == pytest.approx(sharpness(model, x[idx], ds.y_train[idx]).value, rel=1e-6)
