@@ -283,9 +283,11 @@ def text_lines(r: dict) -> list[str]:
             lines.append(f"predicted lr edge: none below lr {_n(r['no_edge_below'])} — no short run of the "
                          f"{r['never']} configurations overflowed up to 128× its quadratic limit (a ReLU "
                          f"network's units can die instead)")
+            if r.get("adaptive_note"):
+                lines.append(f"  {r['adaptive_note']}")
             if r["searched"] is not None:
                 lines.append(f"the searched lr {_n(r['searched'][0])} – {_n(r['searched'][1])}: expect no trial "
-                             f"to overflow")
+                             f"to overflow" + (" (with sgd or momentum)" if r.get("adaptive_note") else ""))
         else:
             lines.append("predicted lr edge: none" + (f" — {r['adaptive_note']}" if r.get("adaptive_note") else
                                                        " — no short run diverged or survived inside the bracket"))
