@@ -14,7 +14,7 @@ Two measurements per configuration:
 
 Bisected both ways on 8 MNIST configurations, the edge of 10-epoch runs was that of their
 first 300 steps within 10 %, and in the calibration studies half of the diverged trials
-overflowed by step 8–12 and 181 of 189 within 60 steps (README, "Why training blows
+overflowed by step 8–12 and 206 of 215 within 60 steps (README, "Why training blows
 up"), so short runs stop at ``STEPS``.
 """
 
