@@ -129,7 +129,7 @@ def _short(v):
 
 
 def cmd_run(args) -> int:
-    from hpsearch import run as runner
+    from hpsearch.study import session as runner
     from hpsearch.space import load_space
 
     space = load_space(args.space)
@@ -146,7 +146,7 @@ def cmd_run(args) -> int:
 
 def _run_study(args, ctx, jobs: int, n_trials: int, rep, signals) -> int:
     """Run the trials, score the best, and write the files on every way out."""
-    from hpsearch import run as runner
+    from hpsearch.study import session as runner
     from hpsearch.errors import StorageError
     from hpsearch.results import summary_text
 
@@ -188,7 +188,7 @@ def resume_command(args, n_trials: int) -> str:
     """The command that resumes this very study: every option that chose it, as given."""
     import shlex
 
-    from hpsearch.storage import mask_url
+    from hpsearch.study.storage import mask_url
 
     parts = ["python", "-m", "hpsearch", "run", str(args.space), "--trials", str(n_trials)]
     for flag, value in (("--epochs", args.epochs), ("--dataset", args.dataset), ("--name", args.name),
@@ -213,7 +213,7 @@ def _os_error_line(exc: OSError) -> str:
 
 
 def cmd_worker(args) -> int:
-    from hpsearch import run as runner
+    from hpsearch.study import session as runner
 
     jobs = args.jobs or runner.default_jobs()
     rep = runner.Reporter(quiet=args.quiet)

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from hpsearch import cli
-from hpsearch import storage as stores
+from hpsearch.study import storage as stores
 from hpsearch.study import is_duplicate, is_interrupted, slot_of
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,7 +9,8 @@ import textwrap
 import pandas as pd
 import pytest
 
-from hpsearch import cli, objective
+from hpsearch import cli
+from hpsearch.study import objective
 
 SMALL = """
 [study]

@@ -40,7 +40,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.storages.journal import JournalFileBackend
 
-from hpsearch import _optuna
+from hpsearch.study import _optuna
 from hpsearch.errors import StorageError
 from hpsearch.vocabulary import JOURNAL_FILE, clip
 

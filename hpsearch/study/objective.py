@@ -17,10 +17,8 @@ import optuna
 from hpsearch import data as datasets
 from hpsearch.errors import Diverged
 from hpsearch.mlp import TRACE_COLUMNS, MLPConfig, train
+from hpsearch.vocabulary import DATA_DEFAULTS, DATA_KEYS
 
-# Keys of a configuration that belong to the data pipeline, not to the MLP.
-DATA_KEYS = ("normalizer", "norm_axis")
-DATA_DEFAULTS = {"normalizer": "none", "norm_axis": "global"}
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,10 @@
-"""``hpsearch run`` and ``hpsearch worker``: set up a study, keep its trials running, report."""
+"""A session of ``run`` or ``worker``: set up the study, keep its trials running, score the best, stop cleanly."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -17,10 +16,14 @@ import optuna
 from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
-from hpsearch import __version__, _optuna, objective, results
+from hpsearch import __version__, results
 from hpsearch import data as datasets
-from hpsearch import storage as stores
-from hpsearch import study as st
+from hpsearch.study import _optuna, objective
+from hpsearch.study import storage as stores
+from hpsearch.study import supervisor as sup_
+from hpsearch.study import trials as st
+from hpsearch.study.report import Reporter
+from hpsearch.study.samplers import make_pruner, make_sampler
 from hpsearch.errors import HPSearchError, Interrupted, ResultsError
 from hpsearch.space import Space, parse_space
 from hpsearch.vocabulary import (
@@ -45,74 +48,6 @@ def default_jobs() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
-
-
-class Reporter:
-    """Progress on the terminal: one rewritten line on a TTY, a line per tenth otherwise."""
-
-    def __init__(self, stream=None, quiet: bool = False):
-        self.stream = stream or sys.stdout
-        self.quiet = quiet
-        self.tty = self.stream.isatty()
-        self.t0 = time.monotonic()
-        self._last_tenth = -1
-        self._start_finished = None
-        self._width = 0
-        self._line = ""
-
-    def say(self, text: str = "") -> None:
-        if not self.quiet:
-            self._clear()
-            print(text, file=self.stream, flush=True)
-
-    def _clear(self) -> None:
-        if self.tty and self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self._width = 0
-
-    def progress(self, p: st.Progress) -> None:
-        if self.quiet:
-            return
-        if self._start_finished is None:
-            self._start_finished = p.finished
-        elapsed = time.monotonic() - self.t0
-        done_here = p.finished - self._start_finished
-        left = ""
-        if done_here > 0 and p.total > p.finished:
-            left = f" · ~{_clock(elapsed / done_here * (p.total - p.finished))} left"
-        best = f"best {p.best:.4f} (#{p.best_number})" if p.best is not None else "best —"
-        frac = p.finished / p.total if p.total else 1.0
-        bar_w = 30
-        full = int(frac * bar_w)
-        bar = "━" * full + ("╸" if full < bar_w else "") + " " * max(0, bar_w - full - 1)
-        extra = f" · failed {p.failed}" if p.failed else ""
-        line = (f" {p.finished:>{len(str(p.total))}}/{p.total} {bar}  {best} · diverged {p.diverged}{extra}"
-                f" · {_clock(elapsed)} elapsed{left}")
-        if self.tty:
-            if line == self._line:
-                return
-            self._line = line
-            self.stream.write("\r" + line.ljust(self._width))
-            self._width = len(line)
-            self.stream.flush()
-        else:
-            tenth = int(frac * 10)
-            if tenth != self._last_tenth:
-                self._last_tenth = tenth
-                print(line, file=self.stream, flush=True)
-
-    def end_progress(self) -> None:
-        if self.tty and self._width and not self.quiet:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._width = 0
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 # ---------------------------------------------------------------- signals
@@ -175,9 +110,9 @@ class Context:
     dataset: datasets.Dataset
     prepared: objective.Prepared
 
-    def options(self, jobs: int, trial_timeout: float | None) -> st.RunOptions:
+    def options(self, jobs: int, trial_timeout: float | None) -> sup_.RunOptions:
         s = self.settings
-        return st.RunOptions(jobs=jobs, epochs=s.epochs, metric=s.metric, seed=s.seed,
+        return sup_.RunOptions(jobs=jobs, epochs=s.epochs, metric=s.metric, seed=s.seed,
                              prune=s.pruner != "none", trial_timeout=trial_timeout,
                              storage_url=self.storage_url)
 
@@ -276,7 +211,7 @@ def setup_run(space: Space, overrides: dict, *, out: Path, storage_url: str | No
     # a database is opened before anything is written: an unreachable one leaves no empty directory
     storage = None if storage_url is None else st.open_storage(storage_url, results_dir)
     try:
-        st.check_writable(results_dir)
+        sup_.check_writable(results_dir)
         if storage is None:
             storage = st.open_storage(None, results_dir)
         study = _create_or_resume(space, settings, storage, storage_url, results_dir, n_trials)
@@ -297,11 +232,11 @@ def setup_run(space: Space, overrides: dict, *, out: Path, storage_url: str | No
 
 
 def _create_or_resume(space, settings, storage, storage_url, results_dir: Path, n_trials: int) -> optuna.Study:
-    with st.directory_lock(results_dir):
+    with sup_.directory_lock(results_dir):
         study = optuna.create_study(
             study_name=settings.name, storage=storage, direction=settings.direction, load_if_exists=True,
-            sampler=st.make_sampler(settings.sampler, settings.seed),
-            pruner=st.make_pruner(settings.pruner, settings.epochs),
+            sampler=make_sampler(settings.sampler, settings.seed),
+            pruner=make_pruner(settings.pruner, settings.epochs),
         )
         existing = study.user_attrs.get(ATTR_FINGERPRINT)
         diff = _difference(existing, space, settings)
@@ -362,8 +297,8 @@ def setup_worker(storage_url: str, study_name: str, out: Path | None) -> Context
     space = parse_space(text, source=probe.user_attrs.get(ATTR_SOURCE, "<stored>"))
     settings = dataclasses.replace(space.study, name=study_name, **probe.user_attrs.get(ATTR_SETTINGS, {}))
     study = optuna.load_study(study_name=study_name, storage=storage,
-                              sampler=st.make_sampler(settings.sampler, settings.seed),
-                              pruner=st.make_pruner(settings.pruner, settings.epochs))
+                              sampler=make_sampler(settings.sampler, settings.seed),
+                              pruner=make_pruner(settings.pruner, settings.epochs))
     dataset, prepared = _load_data(settings, None)
     if out is not None and results_dir is None:
         results_dir = Path(out) / study_name
@@ -384,7 +319,7 @@ def work(ctx: Context, jobs: int, trial_timeout: float | None, reporter: Reporte
     storage = _optuna.storage(ctx.study)
     if isinstance(storage, stores.RetryingStorage):
         storage.on_wait = storage.on_back = lambda m: reporter.say(f"  {m}")
-    sup = st.Supervisor(ctx.study, ctx.space, ctx.prepared, ctx.options(jobs, trial_timeout),
+    sup = sup_.Supervisor(ctx.study, ctx.space, ctx.prepared, ctx.options(jobs, trial_timeout),
                         ctx.results_dir if ctx.uses_journal else None)
     last_export = time.monotonic()
     last_progress = 0.0
@@ -400,7 +335,7 @@ def work(ctx: Context, jobs: int, trial_timeout: float | None, reporter: Reporte
                     break
                 now = time.monotonic()
                 if now - last_progress >= 0.5 or not going:  # each count reads every trial: not on every poll
-                    reporter.progress(st.progress(ctx.study, total or _total(ctx.study)))
+                    reporter.progress(sup_.progress(ctx.study, total or _total(ctx.study)))
                     last_progress = now
                 if ctx.results_dir is not None and time.monotonic() - last_export > export_every:
                     ctx.export()
@@ -425,20 +360,15 @@ def _total(study: optuna.Study) -> int:
 
 def _score_one(args):
     cfg, prepared, epochs, metric, seed = args
-    return objective.test_score(cfg, prepared, epochs=epochs, metric=metric, seed=seed)
-
-
-def _init_scorer() -> None:
-    st.set_pdeathsig()  # a killed run leaves no scoring process behind
-    for s in Signals.HANDLED:
-        signal.signal(s, signal.SIG_IGN if s == signal.SIGINT else signal.SIG_DFL)
+    with threadpool_limits(1):
+        return objective.test_score(cfg, prepared, epochs=epochs, metric=metric, seed=seed)
 
 
 def score_top(ctx: Context, k: int, jobs: int, signals: Signals | None = None) -> list[str]:
     """Test-set scores for the best ``k`` completed trials, retrained in parallel processes.
 
     Each score is stored as it arrives; a signal stops the rest at once (their
-    processes are terminated) and the scores so far are kept.
+    processes are killed) and the scores so far are kept.
     """
     if k <= 0 or ctx.prepared.x_test is None:
         return []
@@ -450,30 +380,19 @@ def score_top(ctx: Context, k: int, jobs: int, signals: Signals | None = None) -
     if not todo:
         return []
     s = ctx.settings
-    work_items = [(ctx.space.suggest(optuna.trial.FixedTrial(t.params, t.number)), ctx.prepared,
-                   t.user_attrs.get("best_epoch") or s.epochs, s.metric, t.user_attrs["seed"]) for t in todo]
+    items = [(ctx.space.suggest(optuna.trial.FixedTrial(t.params, t.number)), ctx.prepared,
+              t.user_attrs.get("best_epoch") or s.epochs, s.metric, t.user_attrs["seed"]) for t in todo]
     notes = []
-    pool = multiprocessing.get_context("fork").Pool(min(jobs, len(todo)), initializer=_init_scorer)
-    try:
-        with threadpool_limits(1):
-            pending = pool.imap(_score_one, work_items)
-            for t in todo:
-                while True:
-                    if signals is not None and signals.received:
-                        return notes
-                    try:
-                        r = pending.next(timeout=0.2)
-                        break
-                    except multiprocessing.TimeoutError:
-                        continue
-                if r["val"] is None or abs(r["val"] - t.value) > 1e-6:
-                    notes.append(f"trial {t.number}: retraining gave {r['val']} instead of {t.value}; "
-                                 f"test score kept anyway")
-                scores[str(t.number)] = r
-                ctx.study.set_user_attr(ATTR_TEST, scores)
-    finally:
-        pool.terminate()
-        pool.join()
+    stop = (lambda: bool(signals.received)) if signals is not None else (lambda: False)
+    for i, r in sup_.fork_map(_score_one, items, min(jobs, len(todo)), stop):
+        t = todo[i]
+        if isinstance(r, BaseException):
+            notes.append(f"trial {t.number}: no test score ({sup_.one_line(r)})")
+            continue
+        if r["val"] is None or abs(r["val"] - t.value) > 1e-6:
+            notes.append(f"trial {t.number}: retraining gave {r['val']} instead of {t.value}; test score kept anyway")
+        scores[str(t.number)] = r
+        ctx.study.set_user_attr(ATTR_TEST, scores)
     return notes
 
 
