@@ -25,7 +25,7 @@ import pandas as pd
 from hpsearch.errors import HPSearchError, ResultsError, SpaceError
 from hpsearch.regions import divergence_edge, num
 from hpsearch.results import atomic_write
-from hpsearch.show import Results, open_results
+from hpsearch.results import Results, open_results
 
 MARGIN = 0.1  # of the original range, on each side of the top trials' range
 MIN_TOP = 3

@@ -26,7 +26,7 @@ import pandas as pd
 from hpsearch._args import whole
 from hpsearch.errors import ResultsError
 from hpsearch.results import diverged_mask
-from hpsearch.show import Results, open_results
+from hpsearch.results import Results, open_results
 
 #: outcome -> (label, colour, marker)
 STYLE = {

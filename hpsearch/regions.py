@@ -24,7 +24,7 @@ import pandas as pd
 
 from hpsearch.errors import ResultsError
 from hpsearch.results import diverged_mask, ranked
-from hpsearch.show import Results, open_results, where
+from hpsearch.results import Results, open_results, where
 
 #: below these, a boundary is not worth fitting
 MIN_TRIALS = 10

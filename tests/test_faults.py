@@ -3,11 +3,9 @@ outside the trial loop, passwords, modes and stray files. Each test checks that 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import resource
-import shlex
 import signal
 import subprocess
 import sys

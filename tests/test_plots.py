@@ -8,7 +8,7 @@ import pytest
 from fixtures.analysis.studies import make_study
 from hpsearch import cli
 from hpsearch.plots import outcome
-from hpsearch.show import open_results
+from hpsearch.results import open_results
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

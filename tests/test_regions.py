@@ -11,7 +11,7 @@ import pytest
 from fixtures.analysis.studies import make_study
 from hpsearch import cli
 from hpsearch.regions import divergence_edge, make_binning
-from hpsearch.show import open_results
+from hpsearch.results import open_results
 
 
 def regions(capsys, *argv):

@@ -11,7 +11,7 @@ import pytest
 
 from fixtures.analysis.studies import make_study
 from hpsearch import cli
-from hpsearch.show import infer_scale, open_results
+from hpsearch.results import infer_scale, open_results
 
 
 def show(capsys, *argv):
