@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from hpsearch import data as datasets
-from hpsearch import objective
+from hpsearch.study import objective
 from hpsearch._args import whole
 from hpsearch.errors import HPSearchError
 from hpsearch.mlp import MLPConfig, lr_edge
