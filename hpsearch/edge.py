@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from hpsearch import data as datasets
-from hpsearch.study import objective
 from hpsearch._args import whole
 from hpsearch.errors import HPSearchError
 from hpsearch.mlp import MLPConfig, lr_edge
 from hpsearch.mlp._edge import PROBE, STEPS
 from hpsearch.space import load_space
+from hpsearch.study import objective
 
 SAMPLES = 12
 SPREAD = (10, 90)  # percentiles of the per-configuration edges shown as the spread

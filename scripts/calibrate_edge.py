@@ -32,8 +32,7 @@ def run(cmd: list[str]) -> tuple[str, float]:
 
 def regions_edges(results_dir: Path) -> dict:
     from hpsearch.regions import _finished, divergence_edge
-    from hpsearch.results import diverged_mask
-    from hpsearch.results import open_results
+    from hpsearch.results import diverged_mask, open_results
 
     res = open_results(results_dir)
     df = res.trials
