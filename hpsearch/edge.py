@@ -249,7 +249,8 @@ def summarize(space, rows: list[dict], steps: int) -> dict:
         for k, idx in groups.items():
             cut = tree_edge(exact[idx], dist) if dist is not None else None
             median = _median(clipped[idx])
-            by[k] = {"lr_edge": cut if cut is not None else median, "lr_edge_median": median, "n": len(idx)}
+            by[k] = {"lr_edge": cut if cut is not None else median, "lr_edge_median": median,
+                     "lr_edge_spread": _spread(clipped[idx]), "n": len(idx)}
         if len(by) >= 2:
             out["by"][name] = by
     if dist is not None:
@@ -309,7 +310,8 @@ def text_lines(r: dict) -> list[str]:
                 f"{r['factor']:.1f}× that ({flo:.1f} – {fhi:.1f}×), then overflow")
     lines.append(why)
     for name, groups in r["by"].items():
-        parts = [f"{name} = {k} {_n(v['lr_edge'])} ({v['n']})" for k, v in groups.items()]
+        parts = [f"{name} = {k} {_n(v['lr_edge'])} ({_n(v['lr_edge_spread'][0])} – {_n(v['lr_edge_spread'][1])}, "
+                 f"{v['n']} configurations)" for k, v in groups.items()]
         lo_k, lo_v = min(groups.items(), key=lambda kv: kv[1]["lr_edge"])
         hi_v = max(groups.values(), key=lambda v: v["lr_edge"])
         ratio = hi_v["lr_edge"] / lo_v["lr_edge"]
