@@ -282,11 +282,13 @@ def test_two_runs_from_different_directories_share_one_journal_without_failing_e
 # ---------------------------------------------------------------- 7. signals outside the trial loop
 
 
-def _processes_with(marker: str) -> list[int]:
+def _processes_with(marker: str, comm: str | None = None) -> list[int]:
+    """Processes whose environment holds ``marker`` (and whose name is ``comm``, when given)."""
     pids = []
     for env in Path("/proc").glob("[0-9]*/environ"):
         try:
-            if marker.encode() in env.read_bytes():
+            if marker.encode() in env.read_bytes() and (
+                    comm is None or (env.parent / "comm").read_text().strip() == comm):
                 pids.append(int(env.parent.name))
         except OSError:
             continue
@@ -303,8 +305,8 @@ def test_a_signal_during_the_test_set_scoring_writes_the_files_and_leaves_no_pro
     proc = hpsearch("run", space, "--out", out, "--jobs", 2, env={key: value})
     wait_until(lambda: (d / "optuna-journal.log").exists()
                and sum(t.state.is_finished() for t in journal_trials(d, "f")) == 6, timeout=240, proc=proc)
-    time.sleep(0.5)  # scoring has started: its processes retrain the best runs
-    assert len(_processes_with(marker)) >= 2, "no scoring process was running at the signal"
+    # scoring has started: its processes retrain the best runs
+    wait_until(lambda: len(_processes_with(marker, "hpsearch-score")) == 2, timeout=60, proc=proc)
     proc.send_signal(sig)
     code, out_text, err = finish(proc, timeout=60)
     assert code == 128 + sig

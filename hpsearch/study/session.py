@@ -383,7 +383,7 @@ def score_top(ctx: Context, k: int, jobs: int, signals: Signals | None = None) -
               t.user_attrs.get("best_epoch") or s.epochs, s.metric, t.user_attrs["seed"]) for t in todo]
     notes = []
     stop = (lambda: bool(signals.received)) if signals is not None else (lambda: False)
-    for i, r in sup_.fork_map(_score_one, items, min(jobs, len(todo)), stop):
+    for i, r in sup_.fork_map(_score_one, items, min(jobs, len(todo)), stop, name="hpsearch-score"):
         t = todo[i]
         if isinstance(r, BaseException):
             notes.append(f"trial {t.number}: no test score ({sup_.one_line(r)})")

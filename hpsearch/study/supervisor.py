@@ -80,14 +80,16 @@ class Progress:
     events: list[str] = field(default_factory=list)
 
 
-def set_pdeathsig() -> None:
-    """Linux: this process dies with its parent (a killed run leaves no orphans)."""
+def set_pdeathsig(name: str | None = None) -> None:
+    """Linux: this process dies with its parent (a killed run leaves no orphans); ``name`` is what ps shows."""
     try:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
+        if name:
+            libc.prctl(15, name.encode()[:15])  # PR_SET_NAME
+    except (OSError, AttributeError):
         pass
 
 
@@ -97,7 +99,7 @@ def _child_main(trial: optuna.Trial, config: dict, seed: int, prepared, opts: Ru
     Exit status 0: told (or another process had already finished the trial);
     ``EXIT_STORAGE``: the storage could not take the result (the supervisor stops the run).
     """
-    set_pdeathsig()
+    set_pdeathsig("hpsearch-trial")
     faulthandler.disable()  # a crash is reported once, by the supervisor, as the trial's fail_reason
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C and SIGTERM are the supervisor's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -140,7 +142,7 @@ def _train_and_tell(trial: optuna.Trial, config: dict, seed: int, prepared, opts
         study.tell(trial, state=state)
 
 
-def fork_map(fn, items: list, jobs: int, stop=lambda: False):
+def fork_map(fn, items: list, jobs: int, stop=lambda: False, name: str = "hpsearch-work"):
     """Yield ``(index, fn(item))`` for each item, computed in up to ``jobs`` forked processes.
 
     Each process computes one item and dies with its parent; ``stop()`` is polled
@@ -152,7 +154,7 @@ def fork_map(fn, items: list, jobs: int, stop=lambda: False):
     live: dict = {}  # reader -> (index, process)
 
     def child(conn, item):
-        set_pdeathsig()
+        set_pdeathsig(name)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             conn.send(fn(item))

@@ -1,0 +1,1 @@
+"""The commands that are not analyses of a results directory: run, worker, check."""
