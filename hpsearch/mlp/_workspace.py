@@ -347,7 +347,9 @@ class Workspace:
             self._masks_drawn = True
 
     def forward(self, x, train: bool) -> np.ndarray:
-        """Output-layer pre-activations for ``x`` (rows, features), shape (rows, K)."""
+        """Output-layer pre-activations for ``x`` (rows, features), shape (rows, K); every
+        input is multiplied (the column blocks of the last :meth:`load` are dropped)."""
+        self.reach, self.start = None, 0
         self._forward(x.T, train, self.out)
         return self.out.T
 
