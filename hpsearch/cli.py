@@ -34,12 +34,12 @@ COMMANDS = {
     "run": Command("hpsearch.commands.run", "run a search: N trials of a space file, in parallel"),
     "check": Command("hpsearch.commands.check", "validate a space file and show a few sampled configurations"),
     "worker": Command("hpsearch.commands.worker", "join a running study from another machine or process"),
-    "show": Command("hpsearch.show", "print the best, worst and diverged trials of a results directory"),
-    "regions": Command("hpsearch.regions",
+    "show": Command("hpsearch.analysis.show", "print the best, worst and diverged trials of a results directory"),
+    "regions": Command("hpsearch.analysis.regions",
                        "where in the space training diverges: rates per bin, 2-D maps, the boundary"),
-    "narrow": Command("hpsearch.narrow", "write a narrower space file around the best trials, away from divergence"),
-    "plot": Command("hpsearch.plots", "PNG figures of a study in RESULTS_DIR/plots/"),
-    "edge": Command("hpsearch.edge",
+    "narrow": Command("hpsearch.analysis.narrow", "write a narrower space file around the best trials, away from divergence"),
+    "plot": Command("hpsearch.analysis.plots", "PNG figures of a study in RESULTS_DIR/plots/"),
+    "edge": Command("hpsearch.analysis.edge",
                     "predict the learning rate where a space starts to diverge, in seconds, before any study"),
 }
 

@@ -6,7 +6,7 @@ space next to the lr edge ``regions`` fits on a study of it, and what each took.
 
 For every space: ``python -m hpsearch edge SPACE --format json`` (timed, a process of its
 own), ``python -m hpsearch run SPACE`` (timed, results under ``--out``), then
-``hpsearch.regions.divergence_edge`` on the study's ``lr`` (overall and per value of each
+``hpsearch.analysis.regions.divergence_edge`` on the study's ``lr`` (overall and per value of each
 categorical parameter, as ``regions`` prints them). Prints a Markdown table; ``--json FILE``
 also keeps every number.
 """
@@ -31,7 +31,7 @@ def run(cmd: list[str]) -> tuple[str, float]:
 
 
 def regions_edges(results_dir: Path) -> dict:
-    from hpsearch.regions import _finished, divergence_edge
+    from hpsearch.analysis.regions import _finished, divergence_edge
     from hpsearch.results import diverged_mask, open_results
 
     res = open_results(results_dir)

@@ -206,13 +206,14 @@ def test_a_full_disk_ends_the_run_with_one_line_and_the_resume_finishes_exactly_
 
 
 def test_after_any_sequence_of_kills_the_finished_configurations_are_those_of_an_uninterrupted_run(tmp_path):
-    n = 8
-    ref = write_space(tmp_path, name="ref", trials=n, epochs=6, batch=10)
+    n = 6
+    # trials of a few seconds: a kill lands while the same first slots run, again and again
+    ref = write_space(tmp_path, name="ref", trials=n, epochs=30, batch=10)
     code, _, err = finish(hpsearch("run", ref, "--out", tmp_path / "out", "-q", "--jobs", 2))
     assert code == 0, err
     reference = {s: p for s, p in results(journal_trials(tmp_path / "out" / "ref", "ref")).items()}
 
-    space = write_space(tmp_path, name="k", trials=n, epochs=6, batch=10)
+    space = write_space(tmp_path, name="k", trials=n, epochs=30, batch=10)
     d = tmp_path / "out" / "k"
     outputs = []
     # kill -9 as soon as trials run (the same first slots are hit again and again), then Ctrl-C

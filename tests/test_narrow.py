@@ -13,7 +13,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 
 from fixtures.analysis.studies import make_from_space, make_study
 from hpsearch import cli
-from hpsearch.narrow import _ceil_sig, _floor_sig, shrink, top_count
+from hpsearch.analysis.narrow import _ceil_sig, _floor_sig, shrink, top_count
 from hpsearch.space import load_space
 
 SPACES = Path(__file__).parent / "spaces"

@@ -7,7 +7,7 @@ import pytest
 
 from fixtures.analysis.studies import make_study
 from hpsearch import cli
-from hpsearch.plots import outcome
+from hpsearch.analysis.plots import outcome
 from hpsearch.results import open_results
 
 PNG = b"\x89PNG\r\n\x1a\n"

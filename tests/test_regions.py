@@ -10,7 +10,7 @@ import pytest
 
 from fixtures.analysis.studies import make_study
 from hpsearch import cli
-from hpsearch.regions import divergence_edge, make_binning
+from hpsearch.analysis.regions import divergence_edge, make_binning
 from hpsearch.results import open_results
 
 

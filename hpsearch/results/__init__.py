@@ -4,6 +4,7 @@
 - ``files``: study → frames → ``trials.csv``, ``curves.csv``, ``divergence.csv``, ``summary.md`` (atomic writes)
 - ``reader``: a results directory → :class:`Results` (what every analysis command starts from)
 - ``tables``: best / worst / diverged tables as text or Markdown
+- ``sharpness``: lr·λ_max of diverged trials against their optimizer's stability limit (columns and stories)
 """
 
 from hpsearch.results.columns import CURVE_COLUMNS, INT_COLUMNS, NUMERIC_COLUMNS, RESULT_COLUMNS, SHORT

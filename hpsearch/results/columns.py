@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hpsearch.sharpness import COLUMNS as SHARPNESS_COLUMNS
+from hpsearch.results.sharpness import COLUMNS as SHARPNESS_COLUMNS
 
 CURVE_COLUMNS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy"]
 #: trials.csv columns that are not parameters (every other column is a parameter)

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from hpsearch.mlp import TRACE_COLUMNS
 from hpsearch.results.columns import CURVE_COLUMNS, INT_COLUMNS
 from hpsearch.results.tables import summary_text
-from hpsearch.sharpness import columns as sharpness_columns
+from hpsearch.results.sharpness import columns as sharpness_columns
 from hpsearch.vocabulary import ATTR_TEST, OPTUNA_RETRY_ROOT, RETRY_OF, WORKER_ID
 
 

@@ -3,7 +3,7 @@
 Each searched range shrinks to where the top fraction of the completed trials lie, plus a
 margin of a tenth of the original range (in log space for log-scaled parameters), clipped
 to the original range; int ranges stay on their ``step`` grid. A numeric parameter with a
-divergence edge (see :func:`hpsearch.regions.divergence_edge`: a split where most trials
+divergence edge (see :func:`hpsearch.analysis.regions.divergence_edge`: a split where most trials
 diverge, at least 3 of them, Fisher p < 0.01) is kept on the safe side of it. A choice
 keeps the options the top trials used. Constants, ``when`` conditions and ``[study]`` stay
 (the study gets a new name so its results do not mix with the original's); a conditional
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hpsearch.errors import HPSearchError, ResultsError, SpaceError
-from hpsearch.regions import divergence_edge, num
+from hpsearch.analysis.regions import divergence_edge, num
 from hpsearch.results import atomic_write
 from hpsearch.results import Results, open_results
 

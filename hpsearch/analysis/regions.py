@@ -803,7 +803,7 @@ def _report(studies, frames, params, pair, args) -> list[str]:
 
 def _sharpness(res: Results, df: pd.DataFrame) -> list[str]:
     """How well lr·λ_max > limit separates the diverged trials, next to the fitted lr edge."""
-    from hpsearch.sharpness import separation
+    from hpsearch.results.sharpness import separation
 
     fin = _finished(df)
     lr_edge = divergence_edge(res, df, "lr") if "lr" in res.params else None

@@ -83,7 +83,7 @@ def sections(res: Results, df: pd.DataFrame, top: int, worst: int) -> tuple[list
         reasons = div["prune_reason"].value_counts()
         detail = ", ".join(f"{r} {int(reasons[r])}" for r in DIVERGED_REASONS if reasons.get(r, 0))
         where_cols = ["div_where"] if "div_where" in div and div["div_where"].notna().any() else []
-        # lr·λ_max at the first traced step against the optimizer's stability limit (hpsearch.sharpness)
+        # lr·λ_max at the first traced step against the optimizer's stability limit (hpsearch.results.sharpness)
         sharp_cols = [c for c in ("lr_sharpness", "sharpness_limit") if c in div and div[c].notna().any()]
         heads = {**heads, "lr_sharpness": "lr·λ_max", "sharpness_limit": "limit"}
         out.append(_Section("diverged", f"Diverged {len(div)} of {len(df)} ({detail})", div.sort_values("number"),
@@ -137,7 +137,7 @@ def render(res: Results, df: pd.DataFrame, args) -> str:
 
 def _sharpness_stories(res: Results, div: pd.DataFrame, limit: int = 10) -> list[str]:
     """One line per diverged trial whose trace holds the sharpness: lr·λ_max against its limit."""
-    from hpsearch.sharpness import story
+    from hpsearch.results.sharpness import story
 
     trace = res.divergence
     if trace.empty or "sharpness" not in trace or trace["sharpness"].isna().all():

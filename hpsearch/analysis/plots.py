@@ -148,7 +148,7 @@ def _room_for_strip(ax, res: Results) -> None:
 def metric_vs_param(res: Results, param: str, out: Path) -> Path | None:
     from matplotlib.transforms import blended_transform_factory
 
-    from hpsearch.regions import divergence_edge
+    from hpsearch.analysis.regions import divergence_edge
 
     df = res.trials
     kinds = outcome(df)
@@ -324,7 +324,7 @@ def divergence(res: Results, n: int, out: Path) -> Path | None:
 
 def _sharpness_curve(ax, t: pd.DataFrame, row) -> None:
     """lr·λ_max where the trace measured the sharpness, and the optimizer's stability limit."""
-    from hpsearch.sharpness import limit_of
+    from hpsearch.results.sharpness import limit_of
 
     if "sharpness" not in t or pd.isna(row.get("lr")):
         return
