@@ -22,6 +22,8 @@ from hpsearch import cli
 from hpsearch.study import storage as stores
 from hpsearch.study import is_duplicate, is_interrupted, slot_of
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 
 SPACE = """

@@ -16,6 +16,8 @@ import optuna
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 
 SPACE = """
@@ -72,17 +74,21 @@ def finished_frame(results_dir: Path) -> pd.DataFrame:
 
 
 def test_kill_9_then_the_same_command_finishes_exactly_n_trials_and_keeps_the_finished_ones(tmp_path):
-    space = write_space(tmp_path, trials=10)
+    space = write_space(tmp_path, trials=10, epochs=25)  # trials long enough that the kill lands mid-trial
     out = tmp_path / "out"
     d = out / "rel"
     proc = hpsearch("run", space, "--out", out, "--jobs", 2, "-q")
     before = wait_for_finished(d, "rel", 3)
+    while not any(t.state.name == "RUNNING" for t in journal_study(d, "rel").get_trials()):
+        assert proc.poll() is None, "the run ended before the kill"
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     time.sleep(0.5)  # the trial processes die with their supervisor (PDEATHSIG)
     snapshot = {t.number: (t.state, t.value, t.params) for t in journal_study(d, "rel").get_trials() if t.state.is_finished()}
     running_at_kill = [t.number for t in journal_study(d, "rel").get_trials() if t.state.name == "RUNNING"]
     assert snapshot and len(before) >= 3
+    assert running_at_kill, "no trial was running at the kill"
 
     again = hpsearch("run", space, "--out", out, "--jobs", 2, "-q")
     stdout, stderr = again.communicate(timeout=300)
@@ -158,6 +164,7 @@ def test_four_processes_on_the_embedded_storage_record_every_trial_once(tmp_path
 POSTGRES = os.environ.get("HPSEARCH_TEST_POSTGRES_URL")
 
 
+@pytest.mark.database
 @pytest.mark.skipif(not POSTGRES, reason="HPSEARCH_TEST_POSTGRES_URL not set (.ci/run starts a PostgreSQL server)")
 def test_a_run_and_a_worker_share_one_postgres_study_and_finish_each_trial_once(tmp_path):
     name = f"pg-{uuid.uuid4().hex[:8]}"
@@ -184,6 +191,7 @@ def test_a_run_and_a_worker_share_one_postgres_study_and_finish_each_trial_once(
     assert len(df) == 16
 
 
+@pytest.mark.database
 @pytest.mark.skipif(not POSTGRES, reason="HPSEARCH_TEST_POSTGRES_URL not set (.ci/run starts a PostgreSQL server)")
 def test_a_killed_worker_on_postgres_is_detected_by_heartbeat_and_its_trial_run_again(tmp_path):
     name = f"pgkill-{uuid.uuid4().hex[:8]}"
@@ -227,6 +235,7 @@ def _postgres(action: str) -> None:
                    check=True, capture_output=True, timeout=60)
 
 
+@pytest.mark.database
 @pytest.mark.skipif(not (POSTGRES and POSTGRES_CTL),
                     reason="HPSEARCH_TEST_POSTGRES_URL / _CTL not set (.ci/run starts and controls a PostgreSQL server)")
 def test_a_run_and_a_worker_ride_out_a_database_outage_and_finish_each_configuration_once(tmp_path):

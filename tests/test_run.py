@@ -92,7 +92,7 @@ def test_diverged_trials_are_pruned_with_reason_and_trace_and_no_nan_value(tmp_p
     space = write_space(tmp_path, name="hot", lo=20.0, hi=200.0, trials=4)
     assert run(space, "--out", tmp_path / "out", "--jobs", 2) == 0
     df = read(tmp_path, "hot")
-    assert (df["state"] == "PRUNED").all()
+    assert len(df) == 4 and (df["state"] == "PRUNED").all()
     assert set(df["prune_reason"]) <= {"overflow", "nan"}
     assert df["value"].isna().all()  # a diverged trial has no value, never a NaN score in a ranking
     assert df["div_epoch"].ge(1).all() and df["div_step"].ge(1).all()
@@ -202,12 +202,15 @@ def test_check_prints_the_space_and_samples(tmp_path, capsys):
 
 @pytest.mark.parametrize("sampler, pruner", [("tpe", "median"), ("qmc", "hyperband")])
 def test_optunas_other_samplers_and_pruners_run_and_pruned_trials_say_so(tmp_path, sampler, pruner):
-    space = write_space(tmp_path, trials=10, epochs=4)
+    # lr down to 1e-4: the slow learners fall below the median and get pruned
+    space = write_space(tmp_path, trials=16, epochs=6, lo=0.0001)
     assert run(space, "--out", tmp_path / "out", "--jobs", 2, "--sampler", sampler, "--pruner", pruner,
                "--test-top", 0) == 0
     df = read(tmp_path, "small")
-    assert len(df) == 10 and set(df["state"]) <= {"COMPLETE", "PRUNED"}
+    assert len(df) == 16 and set(df["state"]) <= {"COMPLETE", "PRUNED"}
     by_pruner = df[(df["state"] == "PRUNED") & ~df["prune_reason"].isin(["overflow", "nan"])]
+    assert len(by_pruner) > 0, "the pruner stopped nothing"
     assert (by_pruner["prune_reason"] == "pruner").all()
+    assert (by_pruner["epochs_run"] < 6).all()  # stopped early, with the epochs it did run
     meta = (tmp_path / "out" / "small" / "meta.json").read_text()
     assert f'"sampler": "{sampler}"' in meta and f'"pruner": "{pruner}"' in meta
