@@ -65,6 +65,12 @@ _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f
 _NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100 characters"
 
 
+MODELS_DIR = "models"  # saved models: the best-epoch weights of the top runs
+
+
+def model_file(number: int) -> str:
+    """The file name of trial ``number``'s saved model inside ``MODELS_DIR``."""
+    return f"trial-{int(number)}.npz"
 def study_name_problem(name) -> str | None:
     """Why ``name`` cannot name a study, or None.
 

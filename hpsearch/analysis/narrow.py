@@ -247,6 +247,20 @@ def _header(res: Results, k: int, n: int, top: pd.DataFrame, original: str) -> s
     return "\n".join(lines) + "\n\n"
 
 
+def narrowed(res: Results, space, top: float = 0.2, name: str | None = None) -> tuple[str, list[Change], int]:
+    """(the new space file's text, what changed per parameter, how many top trials it rests on)."""
+    done = res.completed
+    if done.empty:
+        raise ResultsError(f"{res.path}: no completed trials to narrow around ({res.counts()})")
+    k = top_count(top, len(done))
+    changes = plan(res, space, done.head(k))
+    text, dropped = build(space, changes, name or _new_name(res.name))
+    for c in changes:
+        if c.key in dropped:
+            c.after, c.note = "dropped", dropped.pop(c.key)
+    return _header(res, k, len(done), done.head(k), space.text) + text, changes, k
+
+
 def _writable(out: Path, res: Results, force: bool) -> None:
     if out.resolve() == (res.path / "space.toml").resolve():
         raise ResultsError(f"-o {out}: that is the study's own space.toml (the record of what was run); "

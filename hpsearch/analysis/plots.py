@@ -73,7 +73,10 @@ def _figure(width=7.5, height=4.8, **kw):
     return fig
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path | None):
+    """Write ``fig`` as a PNG at ``path`` atomically; with no path, return the figure (the library's ``plot``)."""
+    if path is None:
+        return fig
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -184,7 +187,7 @@ def metric_vs_param(res: Results, param: str, out: Path) -> Path | None:
                  f"{done.sum()} completed, {int(diverged_mask(df).sum())} diverged of {len(df)} trials")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    return _save(fig, out / f"metric_vs_{param}.png")
+    return _save(fig, out and out / f"metric_vs_{param}.png")
 
 
 def pair(res: Results, a: str, b: str, out: Path) -> Path:
@@ -206,7 +209,7 @@ def pair(res: Results, a: str, b: str, out: Path) -> Path:
     ax.set_title(f"{res.name}: {a} × {b}, every trial coloured by outcome\n({both} trials with both parameters)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    return _save(fig, out / f"pair_{a}_{b}.png")
+    return _save(fig, out and out / f"pair_{a}_{b}.png")
 
 
 def history(res: Results, out: Path) -> Path:
@@ -235,7 +238,7 @@ def history(res: Results, out: Path) -> Path:
     ax.set_title(f"{res.name}: {metric_words(res).split(' (')[0]} of each trial, and the best so far")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    return _save(fig, out / "history.png")
+    return _save(fig, out and out / "history.png")
 
 
 def curves(res: Results, k: int, out: Path) -> Path | None:
@@ -271,7 +274,7 @@ def curves(res: Results, k: int, out: Path) -> Path | None:
         ax.grid(alpha=0.3)
     left.legend(fontsize=8, loc="best")
     fig.suptitle(f"{res.name}: learning curves of the best {len(top)} runs")
-    return _save(fig, out / "curves.png")
+    return _save(fig, out and out / "curves.png")
 
 
 def divergence(res: Results, n: int, out: Path) -> Path | None:
@@ -319,7 +322,7 @@ def divergence(res: Results, n: int, out: Path) -> Path | None:
     fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)
     more = f" ({len(chosen)} of {len(div)}, the longest traces)" if len(div) > len(chosen) else ""
     fig.suptitle(f"{res.name}: the last steps before divergence{more}; dotted line: the step it blew up")
-    return _save(fig, out / "divergence.png")
+    return _save(fig, out and out / "divergence.png")
 
 
 def _sharpness_curve(ax, t: pd.DataFrame, row) -> None:

@@ -753,6 +753,16 @@ def main(args) -> int:
     return 0
 
 
+def report_lines(res: Results, *, params: list[str] | None = None, bins: int = 5,
+                 pair: tuple[str, str] | None = None) -> list[str]:
+    """What ``regions RESULTS_DIR`` prints, as lines (``hpsearch.Study.regions`` shows them)."""
+    import argparse
+
+    _finished_or_error(res, res.trials)
+    args = argparse.Namespace(params=",".join(params) if params else None, bins=bins, where=None, pair=None)
+    return _report([res], [res.trials], _select([res], args), pair, args)
+
+
 def _labels(studies: list[Results]) -> list[str]:
     names = [r.name for r in studies]
     if len(set(names)) < len(names):

@@ -33,6 +33,15 @@ class Prepared:
     y_test: np.ndarray | None
     n_classes: int
     _normalized: dict = field(default_factory=dict, repr=False, compare=False)
+    _normalizers: dict = field(default_factory=dict, repr=False, compare=False)
+    class_names: tuple = ()
+
+    def normalizer(self, normalizer: str, axis: str) -> datasets.Normalizer:
+        """The normalizer fitted on the training part: what a saved model carries to scale raw inputs."""
+        key = (normalizer, axis)
+        if key not in self._normalizers:
+            self._normalizers[key] = datasets.fit_normalizer(normalizer, axis, self.x_train)
+        return self._normalizers[key]
 
     def normalized(self, normalizer: str, axis: str) -> tuple:
         """(train, val, test) inputs scaled by a normalizer fitted on the training part.
@@ -56,7 +65,8 @@ class Prepared:
 def prepare(dataset: datasets.Dataset, validation: float, seed: int) -> Prepared:
     """Carve the stratified validation split out of the training data."""
     x_tr, y_tr, x_val, y_val = datasets.split(dataset.x_train, dataset.y_train, validation, seed)
-    return Prepared(x_tr, y_tr, x_val, y_val, dataset.x_test, dataset.y_test, dataset.n_classes)
+    return Prepared(x_tr, y_tr, x_val, y_val, dataset.x_test, dataset.y_test, dataset.n_classes,
+                    class_names=tuple(dataset.class_names))
 
 
 def trial_seed(study_seed: int, number: int) -> int:
@@ -101,11 +111,14 @@ def run_trial(
     metric: str,
     seed: int,
     prune: bool,
+    keep=None,
 ) -> tuple[optuna.trial.TrialState, float | None]:
     """Train one configuration, report every epoch, and record the outcome as user attributes.
 
     Returns the state and value to ``tell`` the study. Raises for anything that is
-    neither a normal end, a divergence, nor a pruner's decision.
+    neither a normal end, a divergence, nor a pruner's decision. ``keep``, if given,
+    is called with the History (its model at the best epoch) when the trial completes
+    (the run saves it as a model file).
     """
     mlp_config, x_tr, x_val, _ = build(config, prepared, epochs=epochs, seed=seed)
     trial.set_user_attr("seed", seed)
@@ -127,7 +140,8 @@ def run_trial(
             raise optuna.TrialPruned(f"pruned by the pruner at epoch {epoch}")
 
     try:
-        history = _train(mlp_config, x_tr, x_val, prepared, metric=metric, on_epoch=on_epoch)
+        history = _train(mlp_config, x_tr, x_val, prepared, metric=metric, on_epoch=on_epoch,
+                         keep_best=keep is not None)
     except Diverged as div:
         trial.set_user_attr("curve", curve)
         trial.set_user_attr("prune_reason", div.reason)
@@ -150,17 +164,41 @@ def run_trial(
     if value is None:  # a metric that cannot rank the trial is no result
         trial.set_user_attr("prune_reason", "nan")
         return optuna.trial.TrialState.PRUNED, None
+    if keep is not None:
+        keep(history)
     return optuna.trial.TrialState.COMPLETE, value
 
 
-def test_score(config: dict, prepared: Prepared, *, epochs: int, metric: str, seed: int) -> dict:
+def as_model(network, config: dict, prepared: Prepared, info: dict | None = None):
+    """A :class:`hpsearch.model.Model`: the trained network behind the normalizer of its configuration."""
+    from hpsearch.model import Model
+
+    data_opts, _ = split_config(config)
+    norm = prepared.normalizer(data_opts["normalizer"], data_opts["norm_axis"])
+    return Model(network, norm, prepared.class_names, info)
+
+
+def retrain(config: dict, prepared: Prepared, *, epochs: int, metric: str, seed: int):
+    """Train one configuration again with its trial's seed; the History's model is at its best epoch.
+
+    Training is deterministic for a seed, so this reproduces the trial exactly
+    (``history.best_value`` lets the caller check that it did).
+    """
+    mlp_config, x_tr, x_val, _ = build(config, prepared, epochs=epochs, seed=seed)
+    return _train(mlp_config, x_tr, x_val, prepared, metric=metric, keep_best=True)
+
+
+def test_score(config: dict, prepared: Prepared, *, epochs: int, metric: str, seed: int, keep=None) -> dict:
     """Retrain one configuration with its trial's seed and score the best-epoch model on the test set.
 
-    Training is deterministic for a seed, so this reproduces the trial exactly; the
-    returned ``val`` lets the caller check that it did.
+    The returned ``val`` lets the caller check that the retraining reproduced the
+    trial; ``keep``, if given, is called with the History of the retraining.
     """
-    mlp_config, x_tr, x_val, x_test = build(config, prepared, epochs=epochs, seed=seed)
-    history = _train(mlp_config, x_tr, x_val, prepared, metric=metric, keep_best=True)
+    history = retrain(config, prepared, epochs=epochs, metric=metric, seed=seed)
+    if keep is not None:
+        keep(history)
+    data_opts, _ = split_config(config)
+    _, _, x_test = prepared.normalized(data_opts["normalizer"], data_opts["norm_axis"])
     scores = history.model.evaluate(x_test, prepared.y_test)
     return {
         "test_accuracy": float(scores["accuracy"]),

@@ -34,8 +34,10 @@ from hpsearch.vocabulary import (
     ATTR_TEST,
     JOURNAL_FILE,
     META_FILE,
+    MODELS_DIR,
     SPACE_FILE,
     clip,
+    model_file,
     study_name_problem,
 )
 
@@ -113,7 +115,9 @@ class Context:
         s = self.settings
         return sup_.RunOptions(jobs=jobs, epochs=s.epochs, metric=s.metric, seed=s.seed,
                              prune=s.pruner != "none", trial_timeout=trial_timeout,
-                             storage_url=self.storage_url)
+                             storage_url=self.storage_url,
+                             models_dir=None if self.results_dir is None else self.results_dir / MODELS_DIR,
+                             study_name=s.name)
 
     @property
     def uses_journal(self) -> bool:
@@ -358,41 +362,98 @@ def _total(study: optuna.Study) -> int:
 
 
 def _score_one(args):
-    cfg, prepared, epochs, metric, seed = args
+    cfg, prepared, epochs, metric, seed, keep = args
     with threadpool_limits(1):
-        return objective.test_score(cfg, prepared, epochs=epochs, metric=metric, seed=seed)
+        return objective.test_score(cfg, prepared, epochs=epochs, metric=metric, seed=seed, keep=keep)
+
+
+def _saved_score(path: Path, prepared: objective.Prepared, metric: str) -> dict | None:
+    """Test (and validation) scores of a saved model, or None when there is no readable file."""
+    from hpsearch.model import load_model
+
+    if not path.is_file():
+        return None
+    try:
+        model = load_model(path)
+    except HPSearchError:
+        return None
+    test = model.evaluate(prepared.x_test, prepared.y_test)
+    val = model.evaluate(prepared.x_val, prepared.y_val)
+    return {"test_accuracy": test["accuracy"], "test_loss": objective._finite_or_none(test["loss"]),
+            "val": objective._finite_or_none(val[metric.removeprefix("val_")])}
+
+
+def ranked_complete(study: optuna.Study) -> list:
+    """COMPLETE trials with a value, best first (ties: lower number first)."""
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    trials.sort(key=lambda t: (-t.value if reverse else t.value, t.number))
+    return trials
 
 
 def score_top(ctx: Context, k: int, jobs: int, signals: Signals | None = None) -> list[str]:
-    """Test-set scores for the best ``k`` completed trials, retrained in parallel processes.
+    """Test-set scores for the best ``k`` completed trials, from the models their trials saved.
 
-    Each score is stored as it arrives; a signal stops the rest at once (their
-    processes are killed) and the scores so far are kept.
+    A completed trial saves its best-epoch model in ``models/``; scoring loads it
+    (milliseconds). A top trial without a file (run by a worker on another machine,
+    or before models were kept) is retrained from its seed in a forked process, and
+    its model saved then. Each score is stored as it arrives; a signal stops the
+    retraining at once and the scores so far are kept. At the end only the top
+    ``max(k, 1)`` model files are kept; any other trial is rebuilt on demand.
     """
-    if k <= 0 or ctx.prepared.x_test is None:
+    if ctx.prepared.x_test is None:
         return []
-    trials = [t for t in ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    reverse = ctx.study.direction == optuna.study.StudyDirection.MAXIMIZE
-    trials.sort(key=lambda t: (-t.value if reverse else t.value, t.number))
+    trials = ranked_complete(ctx.study)
     scores = dict(ctx.study.user_attrs.get(ATTR_TEST, {}))
     todo = [t for t in trials[:k] if str(t.number) not in scores]
-    if not todo:
-        return []
-    s = ctx.settings
-    items = [(ctx.space.suggest(optuna.trial.FixedTrial(t.params, t.number)), ctx.prepared,
-              t.user_attrs.get("best_epoch") or s.epochs, s.metric, t.user_attrs["seed"]) for t in todo]
     notes = []
+    models = ctx.results_dir / MODELS_DIR if ctx.results_dir is not None else None
+    s = ctx.settings
+    retrain = []
+    for t in todo:
+        r = _saved_score(models / model_file(t.number), ctx.prepared, s.metric) if models is not None else None
+        if r is None:
+            retrain.append(t)
+            continue
+        notes += _check_val(t, r, "its saved model")
+        scores[str(t.number)] = r
+        ctx.study.set_user_attr(ATTR_TEST, scores)
+    items = []
+    for t in retrain:
+        cfg, seed = ctx.space.suggest(optuna.trial.FixedTrial(t.params, t.number)), t.user_attrs["seed"]
+        keep = None if models is None else sup_.keeper(t.number, cfg, seed, ctx.prepared, ctx.options(1, None))
+        items.append((cfg, ctx.prepared, t.user_attrs.get("best_epoch") or s.epochs, s.metric, seed, keep))
     stop = (lambda: bool(signals.received)) if signals is not None else (lambda: False)
-    for i, r in sup_.fork_map(_score_one, items, min(jobs, len(todo)), stop, name="hpsearch-score"):
-        t = todo[i]
+    for i, r in sup_.fork_map(_score_one, items, max(1, min(jobs, len(items))), stop, name="hpsearch-score"):
+        t = retrain[i]
         if isinstance(r, BaseException):
             notes.append(f"trial {t.number}: no test score ({sup_.one_line(r)})")
             continue
-        if r["val"] is None or abs(r["val"] - t.value) > 1e-6:
-            notes.append(f"trial {t.number}: retraining gave {r['val']} instead of {t.value}; test score kept anyway")
+        notes += _check_val(t, r, "retraining")
         scores[str(t.number)] = r
         ctx.study.set_user_attr(ATTR_TEST, scores)
+    if models is not None and not (signals is not None and signals.received):
+        prune_models(models, {t.number for t in trials[:max(k, 1)]})
     return notes
+
+
+def _check_val(t, r: dict, how: str) -> list[str]:
+    if r["val"] is None or abs(r["val"] - t.value) > 1e-6:
+        return [f"trial {t.number}: {how} gave {r['val']} instead of {t.value}; test score kept anyway"]
+    return []
+
+
+def prune_models(models: Path, keep: set[int]) -> None:
+    """Delete the saved models of trials not in ``keep`` (they are rebuilt on demand)."""
+    if not models.is_dir():
+        return
+    for path in models.glob("trial-*.npz"):
+        try:
+            number = int(path.stem.removeprefix("trial-"))
+        except ValueError:
+            continue
+        if number not in keep:
+            path.unlink(missing_ok=True)
 
 
 def header(ctx: Context, jobs: int) -> list[str]:

@@ -40,7 +40,7 @@ from hpsearch.study.trials import (
     slot_of,
     uses_heartbeat,
 )
-from hpsearch.vocabulary import DIVERGED_REASONS, WORKER_ID as WORKER_ID_ATTR, WORKER_LOCK
+from hpsearch.vocabulary import DIVERGED_REASONS, WORKER_ID as WORKER_ID_ATTR, WORKER_LOCK, model_file
 
 HEARTBEAT_SECONDS = stores.HEARTBEAT_SECONDS
 #: exit status of a trial process that could not record its result (the storage failed)
@@ -56,6 +56,8 @@ class RunOptions:
     prune: bool
     trial_timeout: float | None = None
     storage_url: str | None = None
+    models_dir: Path | None = None  # where a completed trial saves its best-epoch model (None: not saved)
+    study_name: str = ""
 
 
 @dataclass
@@ -126,7 +128,8 @@ def _train_and_tell(trial: optuna.Trial, config: dict, seed: int, prepared, opts
         trial = optuna.Trial(study, _optuna.trial_id(trial))
     try:
         state, value = objective.run_trial(
-            trial, config, prepared, epochs=opts.epochs, metric=opts.metric, seed=seed, prune=opts.prune
+            trial, config, prepared, epochs=opts.epochs, metric=opts.metric, seed=seed, prune=opts.prune,
+            keep=None if opts.models_dir is None else keeper(trial.number, config, seed, prepared, opts),
         )
     except (StorageError, optuna.exceptions.UpdateFinishedTrialError):
         raise
@@ -140,6 +143,24 @@ def _train_and_tell(trial: optuna.Trial, config: dict, seed: int, prepared, opts
         study.tell(trial, value)
     else:
         study.tell(trial, state=state)
+
+
+def keeper(number: int, config: dict, seed: int, prepared, opts: RunOptions):
+    """What a completed trial does with its trained network: save it as a model file (a few ms)."""
+
+    def keep(history) -> None:
+        info = {"study": opts.study_name, "trial": number, "metric": opts.metric,
+                "value": history.best_value, "best_epoch": history.best_epoch, "seed": seed}
+        model = objective.as_model(history.model, config, prepared, info)
+        try:
+            opts.models_dir.mkdir(parents=True, exist_ok=True)
+            model.save(opts.models_dir / model_file(number))
+        except OSError as exc:
+            if stores.is_disk_full(exc):
+                raise
+            # no file, no loss: the model is rebuilt from the trial's seed when asked for
+
+    return keep
 
 
 def fork_map(fn, items: list, jobs: int, stop=lambda: False, name: str = "hpsearch-work"):
