@@ -15,6 +15,10 @@ def did_you_mean(name: str, candidates) -> str:
     """``"; did you mean 'relu'?"`` when a close candidate exists, else ``""``."""
     if len(str(name)) > 100:  # nothing that long is a misspelling
         return ""
+    folded = {str(c).lower().replace("-", "_"): c for c in candidates}
+    same = folded.get(str(name).lower().replace("-", "_"))
+    if same is not None and same != name:
+        return f"; did you mean {same!r}? (names are lower case)"
     close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 

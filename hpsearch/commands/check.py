@@ -23,6 +23,8 @@ def main(args) -> int:
     print(f"{args.space}: ok · study {s.name} · dataset {s.dataset} · {s.trials} trials × {s.epochs} epochs "
           f"· metric {s.metric} · sampler {s.sampler} · pruner {s.pruner}")
     print(f"space: {space.describe()}")
+    for warning in space.warnings():
+        print(f"warning: {warning}")
     if space.constants():
         print("constants: " + ", ".join(f"{k}={v}" for k, v in space.constants().items()))
     if args.sample > 0:

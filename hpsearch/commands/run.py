@@ -63,6 +63,8 @@ def _run_study(args, ctx, jobs: int, n_trials: int, rep, signals) -> int:
 
     for line in runner.header(ctx, jobs):
         rep.say(line)
+    for warning in ctx.space.warnings():
+        rep.say(f"warning: {warning}")
     done_before = runner.st.effective_trials(ctx.study)["finished"]
     if done_before:
         rep.say(f"resuming: {done_before} of {n_trials} trials already finished")
@@ -83,7 +85,8 @@ def _run_study(args, ctx, jobs: int, n_trials: int, rep, signals) -> int:
         df = None
     if failure is not None:
         raise failure if isinstance(failure, HPSearchError) else HPSearchError(_os_error_line(failure))
-    print()
+    if not args.quiet:
+        print()
     print(summary_text(df, metric=ctx.settings.metric, params=ctx.space.param_names()), end="")
     files = ", ".join(RESULT_FILES)
     print(f"\nResults: {ctx.results_dir}/ ({files})")

@@ -9,7 +9,7 @@ validates against them.
 """
 
 from hpsearch.mlp._activations import ACTIVATIONS
-from hpsearch.mlp._config import CONSTRAINTS, DTYPES, ORDERED_PAIRS, MLPConfig
+from hpsearch.mlp._config import CONSTRAINTS, DTYPES, ORDERED_PAIRS, USED_WHEN, MLPConfig
 from hpsearch.mlp._edge import EdgeEstimate, lr_edge
 from hpsearch.mlp._gradcheck import gradient_check
 from hpsearch.mlp._initializers import BIAS_INITIALIZERS, INITIALIZERS
@@ -33,6 +33,7 @@ __all__ = [
     "MLPConfig",
     "OPTIMIZERS",
     "ORDERED_PAIRS",
+    "USED_WHEN",
     "Sharpness",
     "TRACE_COLUMNS",
     "gradient_check",

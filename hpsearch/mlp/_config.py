@@ -55,6 +55,24 @@ CONSTRAINTS: Mapping[str, Constraint] = MappingProxyType({
 })
 #: (low, high) pairs of fields that must hold low < high
 ORDERED_PAIRS = (("init_low", "init_high"), ("bias_low", "bias_high"))
+#: fields that change training only when another field has one of some values (the rest of the time they are unused)
+USED_WHEN: Mapping[str, tuple[str, tuple]] = MappingProxyType({
+    "alpha": ("activation", ("leaky_relu",)),
+    "init_mean": ("weight_init", ("normal",)),
+    "init_std": ("weight_init", ("normal",)),
+    "init_low": ("weight_init", ("uniform",)),
+    "init_high": ("weight_init", ("uniform",)),
+    "bias_mean": ("bias_init", ("normal",)),
+    "bias_std": ("bias_init", ("normal",)),
+    "bias_low": ("bias_init", ("uniform",)),
+    "bias_high": ("bias_init", ("uniform",)),
+    "momentum": ("optimizer", ("momentum",)),
+    "rho": ("optimizer", ("rmsprop",)),
+    "beta1": ("optimizer", ("adam",)),
+    "beta2": ("optimizer", ("adam",)),
+    "eps": ("optimizer", ("adagrad", "rmsprop", "adam")),
+    "bn_momentum": ("batch_norm", (True,)),
+})
 
 
 @dataclass(frozen=True)

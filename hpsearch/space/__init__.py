@@ -25,8 +25,7 @@ keys. A file that breaks a rule raises :class:`~hpsearch.errors.SpaceError` nami
 path, the rule and what was found.
 """
 
-from hpsearch.space._rules import DISTRIBUTIONS
-from hpsearch.space._rules import DATA_PARAMS
+from hpsearch.space._rules import DATA_PARAMS, DISTRIBUTIONS
 from hpsearch.space._settings import StudySettings
 from hpsearch.space._space import Space, load_space, parse_space
 from hpsearch.vocabulary import METRICS, PRUNERS, SAMPLERS

@@ -10,8 +10,8 @@ import optuna
 
 from hpsearch._registry import did_you_mean
 from hpsearch.errors import SpaceError
+from hpsearch.space._rules import _SCALES, DISTRIBUTIONS, _is_int, _is_number, _is_scalar, _num, _Rule, _same, _word
 from hpsearch.vocabulary import clip
-from hpsearch.space._rules import DISTRIBUTIONS, _Rule, _SCALES, _is_int, _is_number, _is_scalar, _num, _same, _word
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-
 from hpsearch._registry import did_you_mean
 from hpsearch.errors import SpaceError
 from hpsearch.mlp import ORDERED_PAIRS
 from hpsearch.space._dists import _Dist, _parse_dist, _parse_when
-from hpsearch.space._rules import DISTRIBUTIONS, _AT_LEAST_ONE, _Rule, _is_int, _num, _same, _values_text, _word
+from hpsearch.space._rules import _AT_LEAST_ONE, DISTRIBUTIONS, _is_int, _num, _Rule, _same, _values_text, _word
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,9 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-
-from hpsearch._registry import lookup
+from hpsearch._registry import did_you_mean, lookup
 from hpsearch.errors import HPSearchError
 from hpsearch.vocabulary import DATA_KEYS
-
 
 DISTRIBUTIONS = ("uniform", "log_uniform", "int", "log_int", "choice")
 #: parameters of the data pipeline rather than of the MLP
@@ -150,3 +148,38 @@ def _known_params() -> dict[str, _Rule]:
     for name in DATA_PARAMS:
         known[name] = _RULES[name]
     return known
+
+
+# What people coming from other code write for hpsearch's names: suggested by meaning, not by spelling.
+MEANINGS = {
+    "lr": ("learning_rate", "learningrate", "eta", "step_size", "stepsize", "alpha_lr"),
+    "batch_size": ("batch", "batchsize", "minibatch", "mini_batch", "mini_batch_size", "minibatch_size"),
+    "hidden": ("nodes", "units", "neurons", "hidden_units", "hidden_size", "hidden_sizes", "hidden_layer_sizes",
+               "hidden_size_list", "layers", "num_layers", "n_layers", "hidden_layers", "architecture"),
+    "alpha": ("activation_alpha", "negative_slope", "leak", "leaky_alpha", "leaky_slope", "slope"),
+    "weight_decay": ("l2", "l2_reg", "lambda", "weight_decay_lambda", "decay", "regularization", "reg"),
+    "dropout": ("dropout_ratio", "dropout_rate", "use_dropout", "drop_rate"),
+    "batch_norm": ("batchnorm", "use_batchnorm", "batch_normalization", "bn"),
+    "weight_init": ("init", "initializer", "initialization", "weight_initializer", "kernel_initializer"),
+    "init_std": ("weight_init_std", "std", "init_scale"),
+    "normalizer": ("normalize", "normalization", "scaler", "scaling", "preprocessing"),
+    "optimizer": ("solver", "optim", "optimiser", "update_rule"),
+    "momentum": ("mu", "beta"),
+    "activation": ("activation_function", "act", "act_fn", "nonlinearity"),
+    "epochs": ("epoch", "max_epochs", "n_epochs", "num_epochs", "max_iter", "iters_num"),
+    "loss": ("loss_function", "criterion", "cost"),
+    "trials": ("n_trials", "num_trials", "runs", "n_runs"),
+    "seed": ("random_state", "random_seed", "rng_seed"),
+}
+_MEANING = {alias: name for name, aliases in MEANINGS.items() for alias in aliases}
+
+
+def suggest(name: str, known) -> str:
+    """``"; did you mean 'lr'?"``: by meaning (``learning_rate``), by case (``LR``), else by spelling."""
+    key = str(name).strip().lower().replace("-", "_").replace(" ", "_")
+    target = _MEANING.get(key)
+    if target is not None and target in known:
+        return f"; did you mean {target!r}?"
+    if key in known and key != name:
+        return f"; did you mean {key!r}? (names are lower case)"
+    return did_you_mean(name, known)

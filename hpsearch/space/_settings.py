@@ -5,11 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-
-from hpsearch._registry import did_you_mean
 from hpsearch.errors import SpaceError
+from hpsearch.space._rules import _AT_LEAST_ONE, _Rule, suggest
 from hpsearch.vocabulary import METRICS, PRUNERS, SAMPLERS, clip, study_name_problem
-from hpsearch.space._rules import _AT_LEAST_ONE, _Rule
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ def _parse_study(table, default_name: str) -> StudySettings:
     for key, value in table.items():
         path = f"study.{key}"
         if key not in allowed:
-            raise SpaceError(path, f"unknown key{did_you_mean(key, allowed)}")
+            raise SpaceError(path, f"unknown key{suggest(key, allowed)}")
         if key == "name":
             problem = study_name_problem(value)
             if problem:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import tomllib
 from collections.abc import Mapping
@@ -12,13 +13,20 @@ import optuna
 
 from hpsearch._registry import did_you_mean
 from hpsearch.errors import HPSearchError, SpaceError
-from hpsearch.vocabulary import safe_name
 from hpsearch.space._dists import _Dist
-from hpsearch.space._params import _Hidden, _Param, _check_conditions, _check_pairs, _dependency_order, _parse_hidden, _parse_param
-from hpsearch.space._rules import DISTRIBUTIONS, _is_number, _known_params
+from hpsearch.space._params import (
+    _check_conditions,
+    _check_pairs,
+    _dependency_order,
+    _Hidden,
+    _Param,
+    _parse_hidden,
+    _parse_param,
+)
+from hpsearch.space._rules import DISTRIBUTIONS, _is_number, _known_params, _same, _word, suggest
 from hpsearch.space._settings import StudySettings, _parse_study
 from hpsearch.space._toml import _toml_section, _toml_value
-
+from hpsearch.vocabulary import safe_name
 
 _SECTIONS = ("study", "params")
 _UNNAMED = "<string>"
@@ -134,6 +142,37 @@ class Space:
             elif p.dist is not None:
                 parts.append(p.describe())
         return " · ".join(parts) if parts else "no searched parameters (every value is constant)"
+
+    def warnings(self) -> list[str]:
+        """Parameters written in the file that can never change training (``alpha`` with ``relu`` only)."""
+        from hpsearch.data import NORMALIZERS
+        from hpsearch.mlp import USED_WHEN, MLPConfig
+        from hpsearch.vocabulary import DATA_DEFAULTS
+
+        used_when = {**USED_WHEN, "norm_axis": ("normalizer", tuple(n for n in NORMALIZERS if n != "none"))}
+        defaults = {f.name: f.default for f in dataclasses.fields(MLPConfig)} | DATA_DEFAULTS
+        out = []
+        for name, p in self._params.items():
+            if name not in used_when or not isinstance(p, _Param):
+                continue
+            control, values = used_when[name]
+            if any(target == control for target, _ in p.when):
+                continue  # conditional on it already: suggested only where it matters
+            c = self._params.get(control)
+            if c is None:
+                possible = (defaults.get(control),)
+            elif c.dist is None:
+                possible = (c.value,)
+            elif c.dist.kind == "choice":
+                possible = c.dist.options
+            else:
+                continue
+            if not any(_same(v, u) for v in possible for u in values):
+                now = _word(possible[0]) if len(possible) == 1 else " or ".join(_word(v) for v in possible)
+                need = " or ".join(_word(v) for v in values)
+                out.append(f"params.{name}: has no effect: it is used only when {control} = {need}, "
+                           f"and here {control} is only ever {now}")
+        return out
 
     def identity(self) -> dict[str, str]:
         """``params.NAME`` → the parameter as written (TOML), for saying how two spaces differ."""
@@ -275,7 +314,7 @@ def _parse(text: str, source: str) -> Space:
         if name == "hidden":
             params[name] = _parse_hidden(raw)
         elif name not in known:
-            raise SpaceError(f"params.{name}", f"unknown parameter{did_you_mean(name, known)}")
+            raise SpaceError(f"params.{name}", f"unknown parameter{suggest(name, [*known, 'hidden'])}")
         else:
             params[name] = _parse_param(name, raw, known[name])
     _check_conditions(params, known)

@@ -7,7 +7,6 @@ import math
 import re
 from collections.abc import Mapping
 
-
 from hpsearch.errors import HPSearchError
 
 
