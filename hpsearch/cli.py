@@ -39,6 +39,8 @@ COMMANDS = {
                        "where in the space training diverges: rates per bin, 2-D maps, the boundary"),
     "narrow": Command("hpsearch.analysis.narrow", "write a narrower space file around the best trials, away from divergence"),
     "plot": Command("hpsearch.analysis.plots", "PNG figures of a study in RESULTS_DIR/plots/"),
+    "export": Command("hpsearch.commands.export",
+                      "save a trial's trained model (best epoch, normalizer included) as one .npz file"),
     "edge": Command("hpsearch.analysis.edge",
                     "predict the learning rate where a space starts to diverge, in seconds, before any study"),
 }
