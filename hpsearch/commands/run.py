@@ -43,8 +43,10 @@ def add_arguments(run) -> None:
 def main(args) -> int:
     from hpsearch.space import load_space
     from hpsearch.study import session as runner
+    from hpsearch.study.supervisor import require_fork
 
     space = load_space(args.space)
+    require_fork("hpsearch run")
     jobs = args.jobs or runner.default_jobs()
     overrides = {"dataset": args.dataset, "epochs": args.epochs, "name": args.name, "seed": args.seed,
                  "sampler": args.sampler, "pruner": args.pruner, "test_top": args.test_top}

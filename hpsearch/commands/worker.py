@@ -21,7 +21,9 @@ def add_arguments(worker) -> None:
 
 def main(args) -> int:
     from hpsearch.study import session as runner
+    from hpsearch.study.supervisor import require_fork
 
+    require_fork("hpsearch worker")
     jobs = args.jobs or runner.default_jobs()
     rep = runner.Reporter(quiet=args.quiet)
     with runner.Signals() as signals:

@@ -19,6 +19,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from hpsearch.errors import ResultsError, StorageError
+from hpsearch.errors import HPSearchError, ResultsError, StorageError
 from hpsearch.study import _optuna, objective
 from hpsearch.study import storage as stores
 from hpsearch.study.trials import (
@@ -80,6 +81,16 @@ class Progress:
     best_number: int | None = None
     running: int = 0
     events: list[str] = field(default_factory=list)
+
+
+def require_fork(command: str) -> None:
+    """One clear line where trials cannot run: each runs in a forked process (Linux, macOS; not Windows)."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        raise HPSearchError(
+            f"{command} runs each trial in a forked process, which this platform ({sys.platform}) does not offer; "
+            f"run it under WSL or on a Linux machine (several machines can share one study through PostgreSQL "
+            f"with `hpsearch worker`); check, show, regions, narrow, plot and reading studies from Python work here"
+        )
 
 
 def set_pdeathsig(name: str | None = None) -> None:
