@@ -38,6 +38,7 @@ from hpsearch.study.trials import (
     effective_trials,
     fail_stale_trials,
     mark_failed,
+    requeue_missing,
     slot_of,
     uses_heartbeat,
 )
@@ -357,7 +358,9 @@ class Supervisor:
                 return False, events
             c = effective_trials(self.study)
             if c["WAITING"] == 0 and c["RUNNING"] == 0:
-                return False, events
+                # a slot whose requeue was lost (its process died in between) is queued now, not left out
+                if c["missing"] == 0 or not requeue_missing(self.study):
+                    return False, events
             # other workers still run trials; one of them may die and be queued again
         sentinels = [r.process.sentinel for r in self.running.values()]
         if sentinels:
