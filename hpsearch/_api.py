@@ -10,7 +10,9 @@ of any trial (``model``). The commands ``run``, ``show``, ``regions``, ``narrow`
 from __future__ import annotations
 
 import dataclasses
+import io
 import threading
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -36,10 +38,12 @@ def run(space, trials: int | None = None, jobs: int | None = None, epochs: int |
     "interrupt") stops the trials, writes the result files, and raises
     :class:`hpsearch.errors.Interrupted`; the finished trials are kept.
     """
-    from hpsearch.cli import _quiet_optuna
-    from hpsearch.space import Space, load_space
-    from hpsearch.study import session as runner
-    from hpsearch.study.report import NotebookReporter, Reporter, in_notebook
+    with warnings.catch_warnings():  # optuna's tqdm complains about a notebook without ipywidgets
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from hpsearch.cli import _quiet_optuna
+        from hpsearch.space import Space, load_space
+        from hpsearch.study import session as runner
+        from hpsearch.study.report import NotebookReporter, Reporter, in_notebook
 
     _quiet_optuna(False)
     space = space if isinstance(space, Space) else load_space(space)
@@ -283,6 +287,9 @@ class Study:
 
         The ``plot`` command saves these same figures as PNG files.
         """
+        return _shown(self._figure(what, other, top))
+
+    def _figure(self, what, other, top):
         from hpsearch.analysis import plots
 
         res = self.results
@@ -361,6 +368,19 @@ class Study:
 
         p = prepared_data(self.path)
         return p.x_train, p.y_train, p.x_val, p.y_val, p.x_test, p.y_test
+
+
+def _shown(fig):
+    """``fig``, made to show itself as a PNG in a notebook (these figures are not pyplot's, so IPython
+    would otherwise print ``<Figure …>``)."""
+
+    def png() -> bytes:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+        return buffer.getvalue()
+
+    fig._repr_png_ = png
+    return fig
 
 
 def load_model(path) -> Model:

@@ -41,6 +41,8 @@ COMMANDS = {
     "plot": Command("hpsearch.analysis.plots", "PNG figures of a study in RESULTS_DIR/plots/"),
     "export": Command("hpsearch.commands.export",
                       "save a trial's trained model (best epoch, normalizer included) as one .npz file"),
+    "dashboard": Command("hpsearch.commands.dashboard",
+                         "serve a study in optuna-dashboard: learning curves, scores, parameters"),
     "edge": Command("hpsearch.analysis.edge",
                     "predict the learning rate where a space starts to diverge, in seconds, before any study"),
 }

@@ -253,6 +253,7 @@ def _create_or_resume(space, settings, storage, storage_url, results_dir: Path, 
             study.set_user_attr(ATTR_SOURCE, str(space.source))
             study.set_user_attr(ATTR_SETTINGS, _settings_dict(settings))
             study.set_user_attr(ATTR_FINGERPRINT, _fingerprint(space, settings))
+            study.set_metric_names([settings.metric])  # how optuna-dashboard names the objective
         done = st.finished_configurations(study)
         if n_trials < done:
             raise HPSearchError(
