@@ -23,7 +23,7 @@ from hpsearch.study import supervisor as sup_
 from hpsearch.study import trials as st
 from hpsearch.study.report import Reporter
 from hpsearch.study.samplers import make_pruner, make_sampler
-from hpsearch.errors import HPSearchError, Interrupted, ResultsError
+from hpsearch.errors import HPSearchError, Interrupted, ResultsError, StorageError
 from hpsearch.space import Space, parse_space
 from hpsearch.vocabulary import (
     ATTR_FINGERPRINT,
@@ -126,9 +126,12 @@ class Context:
     def export(self) -> results.pd.DataFrame:
         if self.results_dir is None:
             return results.trials_frame(self.study, self.space.param_names(), self.space.constants())
-        return results.export(self.study, self.results_dir, param_order=self.space.param_names(),
-                              constants=self.space.constants(), metric=self.settings.metric,
-                              header=f"hpsearch study {self.settings.name}")
+        try:
+            return results.export(self.study, self.results_dir, param_order=self.space.param_names(),
+                                  constants=self.space.constants(), metric=self.settings.metric,
+                                  header=f"hpsearch study {self.settings.name}")
+        except OSError as exc:  # a full disk: the files stay as they were, the storage holds every result
+            raise StorageError(stores.write_failed(self.results_dir, exc)) from None
 
 
 def _settings_dict(settings) -> dict:

@@ -198,12 +198,14 @@ class JournalFile(JournalFileBackend):
                     while view:
                         view = view[os.write(fd, view):]
                     os.fsync(fd)
-                except OSError as exc:
+                except BaseException as exc:  # a full disk, or a signal between two writes
                     try:
                         os.ftruncate(fd, size)  # take the partial record back
                     except OSError:
                         pass
-                    raise StorageError(_write_failed(self._file_path, exc)) from None
+                    if isinstance(exc, OSError):
+                        raise StorageError(write_failed(self._file_path, exc)) from None
+                    raise
             finally:
                 os.close(fd)
 
@@ -297,7 +299,7 @@ class JournalFile(JournalFileBackend):
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:  # nothing is dropped that could not be kept
-            raise StorageError(_write_failed(self.aside, exc)) from None
+            raise StorageError(write_failed(self.aside, exc)) from None
 
 
 def _line_start(f, end: int) -> int:
@@ -324,7 +326,7 @@ def _parses(line: bytes) -> bool:
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
-def _write_failed(path, exc: OSError) -> str:
+def write_failed(path, exc: OSError) -> str:
     what = exc.strerror or str(exc)
     if exc.errno in _FULL:
         return (f"{path}: {what.lower()}: the run stopped with every finished trial kept; "
