@@ -82,3 +82,32 @@ class Diverged(Exception):
 
     def __reduce__(self):
         return (type(self), (self.reason, self.epoch, self.step, self.where, self.trace))
+
+
+@dataclass
+class Dead(Exception):
+    """Training can no longer learn: hidden layer ``layer`` (1-based) passes no gradient and
+    outputs the same value for every training input (see ``hpsearch.mlp._outcome.DeadWatch``).
+
+    Like :class:`Diverged` a result, not an error: the trainer stops the run at ``epoch``
+    (after ``step`` optimizer steps) as soon as this is certain.
+    """
+
+    epoch: int
+    step: int
+    layer: int
+    reason: str = "dead"
+
+    def __post_init__(self):
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (f"dead: hidden layer {self.layer} outputs the same value for every training input "
+                f"at epoch {self.epoch}, step {self.step}")
+
+    @property
+    def where(self) -> str:
+        return f"hidden layer {self.layer}"
+
+    def __reduce__(self):
+        return (type(self), (self.epoch, self.step, self.layer))

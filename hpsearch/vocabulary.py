@@ -22,6 +22,14 @@ DATA_KEYS = tuple(DATA_DEFAULTS)
 #: why a trial was pruned by the trainer rather than by a pruner
 DIVERGED_REASONS = ("overflow", "nan")
 
+#: how a trial ended (trials.csv ``outcome``): it learned, or which way it failed (README, "Failure kinds")
+OK = "ok"
+OUTCOMES = (OK, "overflow", "nan", "collapsed", "dead", "stalled")
+FAILURES = OUTCOMES[1:]
+#: failures recorded as PRUNED with the kind as ``prune_reason``, besides the divergences
+FAILED_REASONS = FAILURES
+ATTR_OUTCOME = "outcome"  # trial user attribute
+
 
 def direction(metric: str) -> str:
     """``"maximize"`` or ``"minimize"`` for a metric name."""
@@ -57,6 +65,12 @@ SUMMARY_FILE = "summary.md"
 META_FILE = "meta.json"
 SPACE_FILE = "space.toml"
 RESULT_FILES = (TRIALS_FILE, CURVES_FILE, DIVERGENCE_FILE, SUMMARY_FILE)
+MODELS_DIR = "models"  # saved models: the best-epoch weights of the top runs
+
+
+def model_file(number: int) -> str:
+    """The file name of trial ``number``'s saved model inside ``MODELS_DIR``."""
+    return f"trial-{int(number)}.npz"
 
 # ---------------------------------------------------------------- a study's name
 
@@ -65,12 +79,6 @@ _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f
 _NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100 characters"
 
 
-MODELS_DIR = "models"  # saved models: the best-epoch weights of the top runs
-
-
-def model_file(number: int) -> str:
-    """The file name of trial ``number``'s saved model inside ``MODELS_DIR``."""
-    return f"trial-{int(number)}.npz"
 def study_name_problem(name) -> str | None:
     """Why ``name`` cannot name a study, or None.
 

@@ -26,6 +26,7 @@ class Optimizer:
     prescale = 1.0
     fusable = False
     state_names: tuple[str, ...] = ()  # the state arrays, created by the first update
+    coasts = False  # True when the state keeps moving the parameters after their gradient is 0
 
     def __init__(self, lr: float):
         self.lr = float(lr)
@@ -82,6 +83,7 @@ class Momentum(Optimizer):
 
     name = "momentum"
     state_names = ("v",)
+    coasts = True
 
     def __init__(self, lr: float, momentum: float = 0.9):
         super().__init__(lr)
@@ -168,6 +170,7 @@ class Adam(Optimizer):
 
     name = "adam"
     state_names = ("m", "v")
+    coasts = True
 
     def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(lr)

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from hpsearch._registry import lookup
-from hpsearch.errors import DataError, Diverged
+from hpsearch.errors import DataError, Dead, Diverged
 from hpsearch.mlp._config import MLPConfig
 from hpsearch.mlp._initializers import SYMMETRIC
 from hpsearch.mlp._inputs import check_xy
 from hpsearch.mlp._network import EVAL_ROWS, MLP
 from hpsearch.mlp._optimizers import OPTIMIZERS
-from hpsearch.mlp._sharpness import SharpnessProbe, probe_rows
+from hpsearch.mlp._outcome import DeadWatch, chance_level, classify
 from hpsearch.mlp._reorder import REORDER_MODES, InputOrder
 from hpsearch.mlp._replay import SNAPSHOT_EVERY, TRACE_COLUMNS, Snapshots, replay_trace
+from hpsearch.mlp._sharpness import SharpnessProbe, probe_rows
 from hpsearch.mlp._workspace import ERRSTATE, Blowup, ConstantInputs, Workspace, count_correct
 
 METRICS = {"val_accuracy": "max", "val_loss": "min"}
@@ -39,6 +40,8 @@ class History:
     model: MLP | None = None
     notes: list[str] = field(default_factory=list)
     metric: str = "val_accuracy"
+    chance: float | None = None  # majority-class rate of the validation labels
+    outcome: str | None = None  # "ok", "collapsed" or "stalled" (see hpsearch.mlp._outcome.classify)
 
 
 def _notes(config: MLPConfig, model: MLP) -> list[str]:
@@ -55,7 +58,7 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
           on_epoch: Callable[[int, dict], None] | None = None,
           metric: str = "val_accuracy", keep_best: bool = False,
           train_metrics: str = "running", n_classes: int | None = None,
-          reorder: str = "auto", explain: bool = True) -> History:
+          reorder: str = "auto", explain: bool = True, stop_dead: bool = True) -> History:
     """Train an MLP on ``(x_train, y_train)``, validating on ``(x_val, y_val)`` every epoch.
 
     ``on_epoch(epoch, metrics)`` runs after every epoch (1-based) with ``train_loss,
@@ -70,6 +73,9 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     Overflow or NaN anywhere raises :class:`hpsearch.errors.Diverged`; with ``explain`` its
     trace is rebuilt by replaying the last steps, with the sharpness of the loss measured
     along them (a run that does not diverge pays nothing for either).
+    With ``stop_dead``, a run whose hidden layer is dead (see :class:`~hpsearch.mlp._outcome.DeadWatch`)
+    raises :class:`hpsearch.errors.Dead` at the first epoch where that is certain (see
+    :func:`_dead_rule`); the run's ``history.outcome`` says whether it learned otherwise.
     """
     if not isinstance(config, MLPConfig):
         config = MLPConfig.from_dict(config)
@@ -95,7 +101,8 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     init_rng, shuffle_rng, dropout_rng = np.random.default_rng(config.seed).spawn(3)
     model = MLP(config, x_train.shape[1], n_classes, rng=init_rng)
     optimizer = lookup(OPTIMIZERS, config.optimizer, "optimizer").from_config(config)
-    history = History(model=model, notes=_notes(config, model), metric=metric)
+    history = History(model=model, notes=_notes(config, model), metric=metric,
+                      chance=chance_level(y_val, n_classes))
 
     n, batch = len(x_train), min(config.batch_size, len(x_train))
     # the first layer's products skip inputs known to be 0 or constant (see InputOrder)
@@ -116,8 +123,14 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
             val_set = plan.evaluation_set(x_val, y_val, eval_rows)
             train_set = plan.evaluation_set(x_train, y_train, eval_rows) if train_metrics == "full" else None
         run.probe = probe
+        dead = None
+        if stop_dead and config.hidden and not config.batch_norm:  # eval mode = train mode only without BN
+            train_all = ((lambda: (x_train, y_train, None)) if plan is None
+                         else (lambda: plan.evaluation_set(x_train, y_train, eval_rows)))
+            dead = _DeadCheck(config, model, optimizer, evaluate, train_all)
         _epochs(config, run, evaluate, history, shuffle_rng, train_set, val_set,
-                on_epoch, metric, keep_best, train_metrics)
+                on_epoch, metric, keep_best, train_metrics, dead)
+        history.outcome = classify(history.epochs, history.chance, n_classes, config.loss)
     finally:
         if plan is not None:  # W_1 back in the order of the data's columns
             plan.restore(model)
@@ -126,7 +139,7 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
 
 
 def _epochs(config, run, evaluate, history, shuffle_rng, train_set, val_set,
-            on_epoch, metric, keep_best, train_metrics):
+            on_epoch, metric, keep_best, train_metrics, dead=None):
     model, n = run.model, len(run.x)
     running = train_metrics == "running"
     maximize = METRICS[metric] == "max"
@@ -147,7 +160,8 @@ def _epochs(config, run, evaluate, history, shuffle_rng, train_set, val_set,
                     train_loss, train_acc = evaluate(*train_set, "train")
                 else:
                     train_loss = train_acc = None
-                val_loss, val_acc = evaluate(*val_set, "validation")
+                watch = dead.watch() if dead is not None else None
+                val_loss, val_acc = evaluate(*val_set, "validation", watch)
         except Blowup as b:
             raise run.diverged(b, epoch) from None
         metrics = {"train_loss": train_loss, "train_accuracy": train_acc,
@@ -164,12 +178,69 @@ def _epochs(config, run, evaluate, history, shuffle_rng, train_set, val_set,
         history.epochs.append({"epoch": epoch, **metrics, "seconds": time.perf_counter() - t0})
         if on_epoch is not None:
             on_epoch(epoch, dict(metrics))
+        if watch is not None:
+            dead.after_epoch(watch, epoch, epoch == config.epochs, run.step)
     if keep_best and best_state is not None:
         model.set_state(best_state)
 
 
 
 
+
+
+def _dead_rule(config, optimizer) -> tuple[int, bool]:
+    """``(epochs, early)``: how many consecutive epoch ends a hidden layer must be dead on
+    the whole training set before the run stops, and whether it may stop before the last epoch.
+
+    Dead is exact when nothing but the gradient moves the weights below the layer: plain
+    SGD, adagrad and rmsprop without weight decay (a zero gradient is a zero step), so one
+    check suffices. Momentum and adam keep moving the weights for a while on their velocity
+    (it decays by its beta every step): two consecutive epoch ends. Weight decay shrinks
+    the weights towards the biases, which can wake a unit: no early stop, only the verdict
+    at the last epoch. Dropout in the layers below changes their output between training
+    and evaluation, so only the first hidden layer is judged then.
+    """
+    if config.weight_decay:
+        return 1, False
+    return (2 if optimizer.coasts else 1), True
+
+
+class _DeadCheck:
+    """Screens each epoch's validation pass for a dead hidden layer, confirms it on the
+    training set (one eval pass, only when the screen fires) and raises :class:`Dead`."""
+
+    def __init__(self, config, model, optimizer, evaluate, train_all):
+        self.config, self.model, self.evaluate, self.train_all = config, model, evaluate, train_all
+        self.needed, self.early = _dead_rule(config, optimizer)
+        self.streak = 0
+        self._train_set = None
+
+    def watch(self) -> DeadWatch:
+        return DeadWatch(self.model)
+
+    def after_epoch(self, watch: DeadWatch, epoch: int, last: bool, step: int) -> None:
+        if not (self.early or last):
+            return
+        layer = watch.first_dead()
+        if layer is not None and self.config.dropout and layer > 0:
+            layer = None
+        if layer is None:
+            self.streak = 0
+            return
+        if self._train_set is None:
+            self._train_set = self.train_all()
+        sure = DeadWatch(self.model)
+        with np.errstate(**ERRSTATE):
+            try:
+                self.evaluate(*self._train_set, "train", sure)
+            except Blowup:
+                return
+        if sure.first_dead() != layer:
+            self.streak = 0
+            return
+        self.streak += 1
+        if self.streak >= self.needed or last:
+            raise Dead(epoch, step, layer + 1)
 
 
 class _Run:
@@ -313,9 +384,10 @@ class _Evaluator:
         self.ws = Workspace(model, rows, train=False, constant=constant)
         self.scores = {}
 
-    def __call__(self, x, y, starts, what: str):
+    def __call__(self, x, y, starts, what: str, watch: DeadWatch | None = None):
         """``(loss, accuracy)``, or ``(None, None)`` without rows; blow-ups name ``what``.
-        ``starts``: per chunk of ``rows``, the first input its products need (or ``None``)."""
+        ``starts``: per chunk of ``rows``, the first input its products need (or ``None``);
+        ``watch`` sees the hidden activations of every chunk."""
         n = len(x)
         if n == 0:
             return None, None
@@ -326,8 +398,10 @@ class _Evaluator:
         for start in range(0, n, rows):
             end = min(start + rows, n)
             try:
-                scores[:, start:end] = self.ws.resized(end - start).scores(
-                    x[start:end].T, None if starts is None else starts[start // rows])
+                ws = self.ws.resized(end - start)
+                scores[:, start:end] = ws.scores(x[start:end].T, None if starts is None else starts[start // rows])
+                if watch is not None:
+                    watch.see(ws)
             except Blowup as b:
                 raise Blowup(b.reason, f"{what} {b.where}") from None
         loss = self.model.loss

@@ -17,11 +17,23 @@ from hpsearch.results.files import (
     trials_frame,
 )
 from hpsearch.results.reader import Results, aliases, column, infer_scale, load_trials, open_results, read_meta, where
-from hpsearch.results.tables import diverged_mask, display_columns, ranked, summary_text, table
-from hpsearch.vocabulary import DIVERGED_REASONS
+from hpsearch.results.tables import (
+    derive_outcome,
+    display_columns,
+    diverged_mask,
+    failed_mask,
+    kind_counts,
+    kinds_text,
+    ranked,
+    summary_text,
+    table,
+)
+from hpsearch.vocabulary import DIVERGED_REASONS, FAILURES, OUTCOMES
 
 __all__ = [
-    "CURVE_COLUMNS", "DIVERGED_REASONS", "INT_COLUMNS", "NUMERIC_COLUMNS", "RESULT_COLUMNS", "SHORT", "Results", "aliases", "column", "infer_scale",
+    "CURVE_COLUMNS", "DIVERGED_REASONS", "FAILURES", "OUTCOMES", "derive_outcome", "failed_mask", "kind_counts",
+    "kinds_text",
+    "INT_COLUMNS", "NUMERIC_COLUMNS", "RESULT_COLUMNS", "SHORT", "Results", "aliases", "column", "infer_scale",
     "atomic_write", "curves_frame", "display_columns", "diverged_mask", "divergence_frame", "export", "load_trials",
     "open_results", "ranked", "read_meta", "remove_stale_temporaries", "summary_text", "table", "trials_frame", "where",
 ]

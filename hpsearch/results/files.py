@@ -18,9 +18,9 @@ from optuna.trial import TrialState
 
 from hpsearch.mlp import TRACE_COLUMNS
 from hpsearch.results.columns import CURVE_COLUMNS, INT_COLUMNS
-from hpsearch.results.tables import summary_text
 from hpsearch.results.sharpness import columns as sharpness_columns
-from hpsearch.vocabulary import ATTR_TEST, OPTUNA_RETRY_ROOT, RETRY_OF, WORKER_ID
+from hpsearch.results.tables import summary_text
+from hpsearch.vocabulary import ATTR_OUTCOME, ATTR_TEST, FAILURES, OK, OPTUNA_RETRY_ROOT, RETRY_OF, WORKER_ID
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -75,6 +75,14 @@ def _retried(trials) -> dict[int, int]:
     return out
 
 
+def _outcome(t) -> str | None:
+    """A trial recorded without an outcome (before the attribute existed, or still running)."""
+    if t.state == TrialState.COMPLETE:
+        return OK
+    reason = t.user_attrs.get("prune_reason")
+    return reason if t.state == TrialState.PRUNED and reason in FAILURES else None
+
+
 def trials_frame(study: optuna.Study, param_order: list[str] | None = None, constants: dict | None = None) -> pd.DataFrame:
     """One row per trial that has started (WAITING ones are not results yet)."""
     trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
@@ -91,6 +99,7 @@ def trials_frame(study: optuna.Study, param_order: list[str] | None = None, cons
         row = {
             "number": t.number,
             "state": t.state.name,
+            "outcome": ua.get(ATTR_OUTCOME) or _outcome(t),
             "prune_reason": ua.get("prune_reason"),
             "fail_reason": ua.get("fail_reason"),
             "value": t.value if t.state == TrialState.COMPLETE else None,
@@ -110,6 +119,7 @@ def trials_frame(study: optuna.Study, param_order: list[str] | None = None, cons
         row["div_step"] = ua.get("div_step")
         row["div_where"] = ua.get("div_where")
         row.update(sharpness_columns(ua.get("trace"), row))  # diverged trials: lr·λ_max before the blow-up
+        row["chance"] = ua.get("chance")
         row["trial_seed"] = ua.get("seed")
         row["worker"] = t.system_attrs.get(WORKER_ID)
         row["retry_of"] = t.system_attrs.get(RETRY_OF, t.system_attrs.get(OPTUNA_RETRY_ROOT))
@@ -126,7 +136,7 @@ def trials_frame(study: optuna.Study, param_order: list[str] | None = None, cons
         rows.append(row)
     df = _whole_numbers(pd.DataFrame(rows))
     if df.empty:
-        df = pd.DataFrame(columns=["number", "state", "prune_reason", "fail_reason", "value", *names])
+        df = pd.DataFrame(columns=["number", "state", "outcome", "prune_reason", "fail_reason", "value", *names])
     return df
 
 

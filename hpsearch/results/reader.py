@@ -21,8 +21,7 @@ import pandas as pd
 from hpsearch._registry import did_you_mean
 from hpsearch.errors import ResultsError
 from hpsearch.results.columns import CURVE_COLUMNS, NUMERIC_COLUMNS, RESULT_COLUMNS, SHORT
-from hpsearch.results.tables import diverged_mask, ranked
-from hpsearch.vocabulary import DIVERGED_REASONS
+from hpsearch.results.tables import derive_outcome, diverged_mask, failed_mask, kind_counts, kinds_text, ranked
 
 #: a positive numeric column spanning more than this ratio is read on a log scale (when meta.json is missing)
 LOG_SPAN = 100.0
@@ -66,16 +65,20 @@ class Results:
         """Trials that ran to a verdict on divergence: completed, diverged, or stopped by the pruner."""
         return self.trials[self.trials["state"].isin(["COMPLETE", "PRUNED"])]
 
+    @property
+    def failed(self) -> pd.DataFrame:
+        """Trials that ended in a failure of any kind (``outcome`` other than ``ok``)."""
+        return self.trials[failed_mask(self.trials)]
+
     def counts(self) -> str:
-        """``80 trials: 59 completed, 21 diverged (overflow 21), 3 running``."""
+        """``80 trials: 59 ok, 21 failed (dead 15, overflow 6), 3 running``."""
         df = self.trials
         state = df["state"].value_counts()
-        div = self.diverged
-        reasons = div["prune_reason"].value_counts()
-        parts = [f"{int(state.get('COMPLETE', 0))} completed"]
-        detail = ", ".join(f"{r} {int(reasons[r])}" for r in DIVERGED_REASONS if reasons.get(r, 0))
-        parts.append(f"{len(div)} diverged" + (f" ({detail})" if detail else ""))
-        pruned = int(state.get("PRUNED", 0)) - len(div)
+        failed = failed_mask(df)
+        ok = int(((df["outcome"] == "ok") & df["state"].isin(["COMPLETE", "PRUNED"])).sum())
+        detail = kinds_text(kind_counts(df))
+        parts = [f"{ok} ok", f"{int(failed.sum())} failed" + (f" ({detail})" if detail else "")]
+        pruned = int((df["state"] == "PRUNED").sum()) - int((failed & (df["state"] == "PRUNED")).sum())
         if pruned:
             parts.append(f"{pruned} pruned by the pruner")
         for s, word in (("FAIL", "failed"), ("RUNNING", "running")):
@@ -209,6 +212,8 @@ def open_results(results_dir) -> Results:
     for col in ("prune_reason", "fail_reason"):
         if col not in df:
             df[col] = np.nan
+    if "outcome" not in df:  # written before outcomes existed: what state and reason say
+        df.insert(int(df.columns.get_loc("state")) + 1, "outcome", derive_outcome(df))
     meta = read_meta(path)
     candidates = [c for c in df.columns if c not in RESULT_COLUMNS]
     guessed = not meta.get("params")

@@ -8,11 +8,39 @@ import numpy as np
 import pandas as pd
 
 from hpsearch.results.columns import INT_COLUMNS, SHORT
-from hpsearch.vocabulary import DIVERGED_REASONS
+from hpsearch.vocabulary import DIVERGED_REASONS, FAILURES, OK, OUTCOMES
 
 
 def diverged_mask(df: pd.DataFrame) -> pd.Series:
     return (df["state"] == "PRUNED") & df["prune_reason"].isin(DIVERGED_REASONS)
+
+
+def derive_outcome(df: pd.DataFrame) -> pd.Series:
+    """The ``outcome`` of each trial of a trials.csv written before that column existed: ``ok``
+    for a completed trial, the reason for a pruned one that failed (overflow, nan...); empty
+    for a trial stopped by the pruner, failed or still running (nothing says how it ended)."""
+    out = pd.Series(np.nan, index=df.index, dtype=object)
+    out[df["state"] == "COMPLETE"] = OK
+    reason = df["prune_reason"] if "prune_reason" in df else pd.Series(np.nan, index=df.index)
+    failed = (df["state"] == "PRUNED") & reason.isin(FAILURES)
+    out[failed] = reason[failed]
+    return out
+
+
+def failed_mask(df: pd.DataFrame) -> pd.Series:
+    """Trials that ended in a failure of any kind (``outcome`` not ``ok``)."""
+    return df["outcome"].isin(FAILURES) & df["state"].isin(["COMPLETE", "PRUNED"])
+
+
+def kind_counts(df: pd.DataFrame) -> dict[str, int]:
+    """``{kind: trials}`` for the failure kinds present, in the vocabulary's order."""
+    counts = df.loc[failed_mask(df), "outcome"].value_counts()
+    return {k: int(counts[k]) for k in OUTCOMES if k != OK and counts.get(k, 0)}
+
+
+def kinds_text(counts: dict[str, int]) -> str:
+    """``dead 31, collapsed 6, overflow 2``: most common first."""
+    return ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def _fmt(value, column: str) -> str:
@@ -87,16 +115,14 @@ def summary_text(df: pd.DataFrame, *, metric: str = "val_accuracy", params: list
             w = ranked(df, metric, worst=True).head(min(worst, len(done) - top))
             parts.append(f"\nWorst {len(w)} completed")
             parts.append(fence(table(w, cols + ["value", "best_epoch"], rank=True, headers=heads)))
-    div = df[diverged_mask(df)] if n else df
-    if len(div):
-        counts = div["prune_reason"].value_counts()
-        detail = ", ".join(f"{r} {int(counts.get(r, 0))}" for r in DIVERGED_REASONS if counts.get(r, 0))
-        parts.append(f"\nDiverged {len(div)} of {n} (pruned: {detail})")
-        parts.append(fence(table(div.sort_values("number"), cols + ["prune_reason", "div_epoch", "div_step"],
-                                 headers={**heads, "prune_reason": "reason", "div_epoch": "epoch", "div_step": "step"})))
+    bad = df[failed_mask(df)] if n else df
+    if len(bad):
+        parts.append(f"\nFailed {len(bad)} of {n} (pruned: {kinds_text(kind_counts(df))})")
+        parts.append(fence(table(bad.sort_values("number"), cols + ["outcome", "div_epoch", "div_step"],
+                                 headers={**heads, "outcome": "kind", "div_epoch": "epoch", "div_step": "step"})))
     else:
-        parts.append(f"\nDiverged 0 of {n}.")
-    others = df[(df["state"] == "PRUNED") & ~diverged_mask(df)] if n else df
+        parts.append(f"\nFailed 0 of {n}: every finished trial learned.")
+    others = df[(df["state"] == "PRUNED") & ~failed_mask(df)] if n else df
     if len(others):
         parts.append(f"Pruned by the pruner: {len(others)}.")
     failed = df[df["state"] == "FAIL"] if n else df

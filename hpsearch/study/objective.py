@@ -15,8 +15,9 @@ import numpy as np
 import optuna
 
 from hpsearch import data as datasets
-from hpsearch.errors import Diverged
+from hpsearch.errors import Dead, Diverged
 from hpsearch.mlp import TRACE_COLUMNS, MLPConfig, train
+from hpsearch.mlp._outcome import OK, chance_level, classify
 from hpsearch.vocabulary import DATA_DEFAULTS, DATA_KEYS
 
 
@@ -151,8 +152,18 @@ def run_trial(
         trial.set_user_attr(
             "trace", [[_finite_or_none(row.get(c)) for c in TRACE_COLUMNS] for row in div.trace]
         )
+        trial.set_user_attr("outcome", div.reason)
+        return optuna.trial.TrialState.PRUNED, None
+    except Dead as dead:  # certain, so stopped at once: a failure like divergence, never ranked
+        trial.set_user_attr("curve", curve)
+        trial.set_user_attr("prune_reason", dead.reason)
+        trial.set_user_attr("outcome", dead.reason)
+        trial.set_user_attr("div_epoch", dead.epoch)
+        trial.set_user_attr("div_step", dead.step)
+        trial.set_user_attr("div_where", dead.where)
         return optuna.trial.TrialState.PRUNED, None
     except optuna.TrialPruned:
+        trial.set_user_attr("outcome", _outcome_of(curve, prepared, mlp_config))
         return optuna.trial.TrialState.PRUNED, None
 
     trial.set_user_attr("curve", curve)
@@ -163,10 +174,23 @@ def run_trial(
     value = _finite_or_none(history.best_value)
     if value is None:  # a metric that cannot rank the trial is no result
         trial.set_user_attr("prune_reason", "nan")
+        trial.set_user_attr("outcome", "nan")
+        return optuna.trial.TrialState.PRUNED, None
+    trial.set_user_attr("outcome", history.outcome)
+    trial.set_user_attr("chance", history.chance)
+    if history.outcome != OK:  # at chance at the end: recorded like a divergence, so it never outranks a learner
+        trial.set_user_attr("prune_reason", history.outcome)
+        trial.set_user_attr("final_value", value)
         return optuna.trial.TrialState.PRUNED, None
     if keep is not None:
         keep(history)
     return optuna.trial.TrialState.COMPLETE, value
+
+
+def _outcome_of(curve: list[list], prepared: Prepared, mlp_config) -> str:
+    """The outcome of a run the pruner stopped, from the epochs it ran."""
+    epochs = [{"train_loss": r[1], "val_accuracy": r[4]} for r in curve]
+    return classify(epochs, chance_level(prepared.y_val, prepared.n_classes), prepared.n_classes, mlp_config.loss)
 
 
 def as_model(network, config: dict, prepared: Prepared, info: dict | None = None):
