@@ -150,7 +150,7 @@ def test_top_count(top, n, k):
 
 @pytest.mark.parametrize("setup, argv, message", [
     ("no_space", [], "no space.toml"),
-    ("no_completed", [], "no completed trials to narrow around"),
+    ("no_completed", [], "no trial learned (6 trials: 0 ok, 6 failed"),
     ("ok", ["--top", "0"], "--top must be a fraction in (0, 1] or a whole count >= 1, got 0"),
     ("ok", ["--top", "1.5"], "--top must be a fraction in (0, 1] or a whole count >= 1"),
     ("ok", ["-o", "{dir}/space.toml"], "the study's own space.toml"),
@@ -197,7 +197,7 @@ def test_end_to_end_run_then_show_regions_narrow_and_check(tmp_path, capsys):
     assert "study e2e · 10 trials" in capsys.readouterr().out
     assert cli.main(["regions", str(d)]) == 0
     out = capsys.readouterr().out
-    assert "Divergence by lr (log bins)" in out and "Boundary" in out
+    assert "Failure by lr (log bins)" in out and "Boundary" in out
     assert narrow(capsys, d, "-o", tmp_path / "next.toml")[0] == 0
     check(capsys, tmp_path / "next.toml")
     lo, hi = params(tmp_path / "next.toml")["lr"]["log_uniform"]

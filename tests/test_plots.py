@@ -46,10 +46,14 @@ def test_a_pair_can_be_chosen_and_a_study_without_completed_trials_still_gets_it
     assert "(no curves.png: no completed trial with a learning curve yet)" in out
 
 
-def test_outcomes_tell_diverged_from_pruned_and_running():
-    df = pd.DataFrame({"state": ["COMPLETE", "PRUNED", "PRUNED", "PRUNED", "FAIL", "RUNNING"],
-                       "prune_reason": [None, "overflow", "nan", "pruner", None, None]})
-    assert outcome(df).tolist() == ["completed", "overflow", "nan", "pruned", "failed", "running"]
+def test_outcomes_tell_each_failure_kind_from_pruned_and_running():
+    df = pd.DataFrame({"state": ["COMPLETE", "PRUNED", "PRUNED", "PRUNED", "PRUNED", "PRUNED", "PRUNED", "FAIL",
+                                 "RUNNING"],
+                       "prune_reason": [None, "overflow", "nan", "dead", "collapsed", "stalled", "pruner", None, None]})
+    expected = ["ok", "overflow", "nan", "dead", "collapsed", "stalled", "pruned", "error", "running"]
+    assert outcome(df).tolist() == expected  # derived from state and reason (a trials.csv without outcome)
+    df["outcome"] = ["ok", "overflow", "nan", "dead", "collapsed", "stalled", "ok", None, None]
+    assert outcome(df).tolist() == expected
 
 
 @pytest.mark.parametrize("argv, message", [

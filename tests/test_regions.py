@@ -1,4 +1,4 @@
-"""``hpsearch regions``: divergence rates per bin, the 2-D map, the boundary in words, --compare."""
+"""``hpsearch regions``: failure rates per bin and kind, the 2-D map, the boundary in words, --compare."""
 
 from __future__ import annotations
 
@@ -29,9 +29,11 @@ def block(out: str, title: str) -> list[str]:
 
 
 def row_numbers(line: str) -> tuple[int, int]:
-    """(trials, diverged) of a bin row: the two integers after the label."""
-    m = re.search(r"\s(\d+)\s+(\d+)\s+(\d+ %|—)", line)
-    return int(m.group(1)), int(m.group(2))
+    """(trials, failed) of a bin row: trials and ok follow the label, then one count per kind, then the rate."""
+    m = re.search(r"\s{2,}(\d+)\s+(\d+)((?:\s+\d+)*)\s+(\d+ %|—)", line)
+    trials, ok = int(m.group(1)), int(m.group(2))
+    assert sum(int(k) for k in m.group(3).split()) == trials - ok
+    return trials, trials - ok
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def report(study):
 
 
 def test_lr_gets_log_bins_over_the_searched_range_with_counts_that_add_up(study, report):
-    rows = block(report, "Divergence by lr (log bins)")[1:]
+    rows = block(report, "Failure by lr (log bins)")[1:]
     assert len(rows) == 5
     edges = np.geomspace(0.005, 3.0, 6)
     assert rows[0].strip().startswith("0.005 – ")
@@ -69,14 +71,14 @@ def test_lr_gets_log_bins_over_the_searched_range_with_counts_that_add_up(study,
 
 
 def test_the_bin_of_the_best_run_is_marked(report):
-    rows = block(report, "Divergence by lr (log bins)")[1:]
+    rows = block(report, "Failure by lr (log bins)")[1:]
     assert sum("◀ best run" in r for r in rows) == 1
 
 
 def test_categories_get_one_row_each_and_a_conditional_parameter_a_not_sampled_row(report):
-    rows = block(report, "Divergence by normalizer (categories)")[1:]
+    rows = block(report, "Failure by normalizer (categories)")[1:]
     assert [r.split()[0] for r in rows] == ["min_max", "z_score"]
-    alpha = block(report, "Divergence by alpha (bins)")[1:]
+    alpha = block(report, "Failure by alpha (bins)")[1:]
     assert alpha[-1].strip().startswith("not sampled")
     assert alpha[0].strip().startswith("0 – 0.08")
 
@@ -84,14 +86,14 @@ def test_categories_get_one_row_each_and_a_conditional_parameter_a_not_sampled_r
 def test_an_int_with_few_values_gets_one_row_per_value(study, capsys):
     code, out, _ = regions(capsys, study, "--params", "batch_size", "--bins", 9)
     assert code == 0
-    rows = block(out, "Divergence by batch_size (values)")[1:]
+    rows = block(out, "Failure by batch_size (values)")[1:]
     assert [r.split()[0] for r in rows] == [str(v) for v in range(10, 100, 10)]
 
 
 def test_the_boundary_names_lr_with_counts_and_the_lower_edge_of_z_score(report):
     tree = block(report, "Boundary (decision tree")
-    assert any(re.search(r"lr > [\d.]+.*→ diverged \d+ of \d+ \(\d+ %\)", line) for line in tree[1:])
-    short = re.search(r"In short: training diverges when lr > ([\d.]+) \((\d+) of (\d+) trials there diverged; "
+    assert any(re.search(r"lr > [\d.]+.*→ failed \d+ of \d+ \(\d+ %\)", line) for line in tree[1:])
+    short = re.search(r"In short: training fails when lr > ([\d.]+) \((\d+) of (\d+) trials there failed; "
                       r"(\d+) of (\d+) below\)", report)
     assert short, report
     assert 0.25 < float(short.group(1)) < 1.1
@@ -103,7 +105,7 @@ def test_the_boundary_names_lr_with_counts_and_the_lower_edge_of_z_score(report)
 def test_the_pair_table_gives_divergence_rates_per_cell(study, capsys):
     code, out, _ = regions(capsys, study, "--params", "lr", "--pair", "lr,normalizer")
     assert code == 0
-    table = block(out, "Divergence rate by lr × normalizer")
+    table = block(out, "Failure rate by lr × normalizer")
     assert "min_max" in table[1] and "z_score" in table[1]
     cells = [re.findall(r"(\d+)% \((\d+)/(\d+)\)", line) for line in table[2:]]
     assert len(cells) == 5 and all(len(c) == 2 for c in cells)
@@ -117,18 +119,18 @@ def test_compare_puts_two_studies_side_by_side_and_compares_their_edges(tmp_path
     b = make_study(tmp_path, "zscore", n=120, only="z_score", seed=2)
     code, out, _ = regions(capsys, a, "--compare", b, "--params", "lr,batch_size")
     assert code == 0
-    table = block(out, "Divergence by lr (log bins)")
+    table = block(out, "Failure by lr (log bins)")
     title = out.splitlines()[out.splitlines().index(table[0]) - 1]
     assert "[minmax]" in title and "[zscore]" in title
     assert all(line.count("│") == 1 for line in table)
     assert "[minmax]" in out and "[zscore]" in out
-    assert re.search(r"Compared: minmax diverges when lr > [\d.]+, zscore when lr > [\d.]+ — the edge of zscore is "
+    assert re.search(r"Compared: minmax fails when lr > [\d.]+, zscore when lr > [\d.]+ — the edge of zscore is "
                      r"[\d.]+× lower", out), out
 
 
 @pytest.mark.parametrize("kwargs, expected", [
-    ({"n": 40, "diverge": False}, "no trial diverged (0 of 40 finished)"),
-    ({"n": 7}, "too few to say where divergence starts"),
+    ({"n": 40, "diverge": False}, "no trial failed (0 of 40 finished)"),
+    ({"n": 7}, "too few to say where failure starts"),
 ])
 def test_the_boundary_is_honest_when_the_data_cannot_say(tmp_path, capsys, kwargs, expected):
     code, out, _ = regions(capsys, make_study(tmp_path, **kwargs))
@@ -141,15 +143,15 @@ def test_every_trial_diverged_is_said_plainly(tmp_path, capsys):
     df = pd.read_csv(d / "trials.csv", keep_default_na=False, na_values=[""])
     df[df.state == "PRUNED"].to_csv(d / "trials.csv", index=False)
     code, out, _ = regions(capsys, d)
-    assert code == 0 and "every finished trial diverged" in out
-    assert "No completed trial" in out or "—" in out
+    assert code == 0 and "every finished trial failed" in out
+    assert "nothing in the space searched learned" in out
 
 
 def test_a_copied_directory_without_meta_json_still_gets_log_bins(tmp_path, capsys):
     d = make_study(tmp_path, n=60, meta=False, running=3)
     code, out, _ = regions(capsys, d, "--params", "lr")
     assert code == 0
-    assert "Divergence by lr (log bins)" in out
+    assert "Failure by lr (log bins)" in out
     assert "rates count the 57 finished trials" in out
 
 
@@ -159,7 +161,7 @@ def test_where_restricts_the_analysis(study, capsys):
     df = pd.read_csv(study / "trials.csv")
     n = int((df.normalizer == "z_score").sum())
     assert f"where normalizer == 'z_score': {n} of 160 trials" in out
-    rows = block(out, "Divergence by lr")[1:]
+    rows = block(out, "Failure by lr")[1:]
     assert sum(row_numbers(r)[0] for r in rows) == n
 
 

@@ -45,23 +45,23 @@ def study(tmp_path_factory):
     return make_study(tmp_path_factory.mktemp("show"), n=60)
 
 
-def test_best_worst_and_diverged_tables_ranked_by_the_metric(study, capsys):
+def test_best_worst_and_failed_tables_ranked_by_the_metric(study, capsys):
     code, out, err = show(capsys, study, "--top", 5, "--worst", 3)
     assert code == 0 and err == ""
     df = pd.read_csv(study / "trials.csv", keep_default_na=False, na_values=[""])
     done = df[df.state == "COMPLETE"].sort_values("value", ascending=False)
     diverged = df[(df.state == "PRUNED") & df.prune_reason.isin(["overflow", "nan"])]
-    assert out.startswith(f"study synthetic · 60 trials: {len(done)} completed, {len(diverged)} diverged")
+    assert out.startswith(f"study synthetic · 60 trials: {len(done)} ok, {len(diverged)} failed")
     best = table_rows(out, "Best 5 of")
     assert [int(r["trial"]) for r in best] == done["number"].head(5).tolist()
     assert [int(r["rank"]) for r in best] == [1, 2, 3, 4, 5]
     worst = table_rows(out, "Worst 3 completed")
     assert [int(r["trial"]) for r in worst] == done["number"].tail(3)[::-1].tolist()
     assert [int(r["rank"]) for r in worst] == [len(done), len(done) - 1, len(done) - 2]
-    div = table_rows(out, f"Diverged {len(diverged)} of 60")
+    div = table_rows(out, f"Failed {len(diverged)} of 60")
     assert sorted(int(r["trial"]) for r in div) == sorted(diverged["number"])
-    # the reason "nan" is a divergence, not a missing value
-    assert {r["reason"] for r in div} == {"overflow", "nan"}
+    # the kind "nan" is a divergence, not a missing value
+    assert {r["kind"] for r in div} == {"overflow", "nan"}
 
 
 def test_where_filters_with_a_pandas_query_and_shows_the_filtered_column(study, capsys):
@@ -70,7 +70,7 @@ def test_where_filters_with_a_pandas_query_and_shows_the_filtered_column(study, 
     df = pd.read_csv(study / "trials.csv")
     n = int(((df.lr > 0.5) & (df.normalizer == "z_score")).sum())
     assert f"where lr > 0.5 and normalizer == 'z_score': {n} of 60 trials" in out
-    for title in ("Best", "Diverged"):
+    for title in ("Best", "Failed"):
         rows = table_rows(out, title)
         assert rows and all(float(r["lr"]) > 0.5 and r["norm"] == "z_score" for r in rows)
 
@@ -98,7 +98,7 @@ def test_markdown_format_gives_headings_and_pipe_tables(study, capsys):
     code, out, _ = show(capsys, study, "--format", "markdown", "--top", 3, "--worst", 0)
     assert code == 0
     assert out.startswith("# study synthetic")
-    assert "## Best 3 of" in out and "## Diverged" in out
+    assert "## Best 3 of" in out and "## Failed" in out
     assert "| rank | trial |" in out and "| --- |" in out
 
 
@@ -108,12 +108,12 @@ def test_csv_format_is_one_machine_readable_table(study, capsys):
     df = pd.read_csv(io.StringIO(out), keep_default_na=False, na_values=[""])
     assert list(df.columns[:3]) == ["table", "rank", "number"]
     assert df["table"].value_counts()[["best", "worst"]].tolist() == [4, 2]
-    assert set(df["table"]) == {"best", "worst", "diverged"}
+    assert set(df["table"]) == {"best", "worst", "failed"}
     assert df.loc[df.table == "best", "rank"].tolist() == [1, 2, 3, 4]
-    assert df.loc[df.table == "diverged", "value"].isna().all()
+    assert df.loc[df.table == "failed", "value"].isna().all()
 
 
-def test_a_study_with_no_completed_trial_says_so_and_still_lists_the_diverged(tmp_path, capsys):
+def test_a_study_with_no_completed_trial_says_so_and_still_lists_the_failed(tmp_path, capsys):
     d = make_study(tmp_path, n=40)
     df = pd.read_csv(d / "trials.csv", keep_default_na=False, na_values=[""])
     df = df[df.state == "PRUNED"].head(3)
@@ -121,13 +121,13 @@ def test_a_study_with_no_completed_trial_says_so_and_still_lists_the_diverged(tm
     code, out, _ = show(capsys, d)
     assert code == 0
     assert "No completed trials (3 run)." in out
-    assert "Diverged 3 of 3" in out
+    assert "Failed 3 of 3 (overflow 2, nan 1)" in out
 
 
-def test_a_study_with_no_diverged_trial_says_so(tmp_path, capsys):
+def test_a_study_with_no_failed_trial_says_so(tmp_path, capsys):
     code, out, _ = show(capsys, make_study(tmp_path, n=15, diverge=False))
     assert code == 0
-    assert "No trial diverged (0 of 15)." in out
+    assert "No trial failed (0 of 15): every finished trial learned." in out
     assert "Best 10 of 15" in out
 
 

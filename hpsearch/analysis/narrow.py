@@ -3,9 +3,12 @@
 Each searched range shrinks to where the top fraction of the completed trials lie, plus a
 margin of a tenth of the original range (in log space for log-scaled parameters), clipped
 to the original range; int ranges stay on their ``step`` grid. A numeric parameter with a
-divergence edge (see :func:`hpsearch.analysis.regions.divergence_edge`: a split where most trials
-diverge, at least 3 of them, Fisher p < 0.01) is kept on the safe side of it. A choice
-keeps the options the top trials used. Constants, ``when`` conditions and ``[study]`` stay
+failure edge (see :func:`hpsearch.analysis._boundary.failure_edge`: a split where most trials
+fail — any kind: overflow, nan, collapsed, dead, stalled — at least 3 of them, Fisher p < 0.01)
+is kept on the safe side of it. Only trials that learned (outcome ``ok``) are ever centred
+on: failed and chance-level trials are never "top". A choice keeps the options the top
+trials used, less those that still mostly fail inside the narrowed ranges. Constants,
+``when`` conditions and ``[study]`` stay
 (the study gets a new name so its results do not mix with the original's); a conditional
 parameter whose condition can no longer hold is dropped, and said so.
 The file is built by :meth:`hpsearch.space.Space.to_toml`, so ``hpsearch check`` accepts it.
@@ -22,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hpsearch.analysis._binning import num
+from hpsearch.analysis._boundary import EDGE_RATE, MIN_CLASS, event, failure_edge, finished
 from hpsearch.errors import HPSearchError, ResultsError, SpaceError
-from hpsearch.analysis.regions import divergence_edge, num
-from hpsearch.results import atomic_write
-from hpsearch.results import Results, open_results
+from hpsearch.results import Results, atomic_write, open_results
+from hpsearch.vocabulary import OK
 
 MARGIN = 0.1  # of the original range, on each side of the top trials' range
 MIN_TOP = 3
@@ -131,7 +135,7 @@ def _apply_edge(res: Results, name: str, dist, lo, hi, edge) -> tuple:
     """Keep ``lo .. hi`` on the safe side of a divergence edge; returns (lo, hi, note)."""
     integer = isinstance(getattr(dist, "step", None), int)
     t = edge.threshold
-    support = f"{edge.d_side} of {edge.n_side} trials there diverged"
+    support = f"{edge.d_side} of {edge.n_side} trials there {edge.what}"
     if edge.side == ">":
         cap = int(t) if integer else max(float(dist.low), _floor_sig(t))
         if integer:
@@ -186,7 +190,7 @@ def plan(res: Results, space, top: pd.DataFrame) -> list[Change]:
         x = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
         lo, hi = shrink(x, dist)
         note = f"top {_span(x)}"
-        edge = divergence_edge(res, res.trials, key) if len(names) == 1 else None
+        edge = failure_edge(res, res.trials, key) if len(names) == 1 else None
         if edge is not None:
             lo, hi, edge_note = _apply_edge(res, key, dist, lo, hi, edge)
             note += f"; {edge_note}"
@@ -196,7 +200,52 @@ def plan(res: Results, space, top: pd.DataFrame) -> list[Change]:
             step = f" step {dist.step}" if getattr(dist, "step", None) not in (None, 1) else ""
             changes.append(Change(key, label, before, f"{num(lo, 3)} – {num(hi, 3)}{step}", note,
                                   (type(dist.low)(lo), type(dist.high)(hi))))
+    _drop_failing_options(res, dists, groups, changes)
     return changes
+
+
+def _drop_failing_options(res: Results, dists: dict, groups: dict[str, list[str]], changes: list[Change]) -> None:
+    """Drop a kept option that still mostly fails inside the narrowed numeric ranges.
+
+    The edge of a numeric parameter can differ by option (momentum and adam fail at a far
+    lower lr than plain SGD), and a space file cannot give each option its own range; so
+    an option under which at least half of the study's trials inside the new ranges failed
+    (and at least 3 of them) goes, as long as another option stays.
+    """
+    fin = finished(res.trials)
+    inside = np.ones(len(fin), bool)
+    by_key = {c.key: c for c in changes}
+    for key, names in groups.items():
+        dist = dists[key]
+        if hasattr(dist, "choices"):
+            continue
+        c = by_key.get(key)
+        lo, hi = c.new if c is not None and c.new is not None else (dist.low, dist.high)
+        for n in names:
+            if n in fin:
+                x = pd.to_numeric(fin[n], errors="coerce").to_numpy(dtype=float)
+                inside &= np.isnan(x) | ((x >= lo) & (x <= hi))
+    failed = event(fin).astype(bool)
+    for c in changes:
+        dist = dists[c.key]
+        if not hasattr(dist, "choices") or c.key not in fin:
+            continue
+        keep = list(c.new if c.new is not None else dist.choices)
+        labels = fin[c.key].astype(str).to_numpy()
+        rates = {}
+        for o in keep:
+            m = inside & (labels == str(o))
+            n, d = int(m.sum()), int(failed[m].sum())
+            if d >= MIN_CLASS and d / n >= EDGE_RATE:
+                rates[o] = (d, n)
+        going = sorted(rates, key=lambda o: -rates[o][0] / rates[o][1])[:len(keep) - 1]
+        if not going:
+            continue
+        keep = tuple(o for o in keep if o not in going)
+        why = "; ".join(f"dropped {_options([o])[1:-1]} ({rates[o][0]} of {rates[o][1]} trials with it inside the "
+                        f"new ranges failed)" for o in going)
+        c.note = why if c.new is None else f"{c.note}; {why}"
+        c.after, c.new = _options(keep), keep
 
 
 def _same_number(option, values: pd.Series) -> bool:
@@ -236,7 +285,7 @@ def _header(res: Results, k: int, n: int, top: pd.DataFrame, original: str) -> s
     lo, hi = top["value"].min(), top["value"].max()
     lines = [f"{MARK} from {res.path} ({res.name}):",
              f"# ranges around the top {k} of {n} completed trials ({res.metric} {lo:.4g} – {hi:.4g}), "
-             f"away from the {len(res.diverged)} diverged."]
+             f"away from the {len(res.failed)} failed."]
     lead = []
     for line in original.splitlines():
         if not line.startswith("#"):
@@ -249,9 +298,7 @@ def _header(res: Results, k: int, n: int, top: pd.DataFrame, original: str) -> s
 
 def narrowed(res: Results, space, top: float = 0.2, name: str | None = None) -> tuple[str, list[Change], int]:
     """(the new space file's text, what changed per parameter, how many top trials it rests on)."""
-    done = res.completed
-    if done.empty:
-        raise ResultsError(f"{res.path}: no completed trials to narrow around ({res.counts()})")
+    done = learned(res)
     k = top_count(top, len(done))
     changes = plan(res, space, done.head(k))
     text, dropped = build(space, changes, name or _new_name(res.name))
@@ -259,6 +306,18 @@ def narrowed(res: Results, space, top: float = 0.2, name: str | None = None) -> 
         if c.key in dropped:
             c.after, c.note = "dropped", dropped.pop(c.key)
     return _header(res, k, len(done), done.head(k), space.text) + text, changes, k
+
+
+def learned(res: Results) -> pd.DataFrame:
+    """The trials that learned, best first; an error saying so when none did (the top of the study is
+    at chance, or blew up: there is nothing to centre a narrower space on)."""
+    done = res.completed
+    done = done[done["outcome"] == OK]
+    if done.empty:
+        raise ResultsError(f"{res.path}: no trial learned ({res.counts()}); every one ended at chance level or "
+                           f"failed, so there is nothing to narrow around — lower the learning rate range or change "
+                           f"the space")
+    return done
 
 
 def _writable(out: Path, res: Results, force: bool) -> None:
@@ -287,9 +346,7 @@ def main(args) -> int:
         raise ResultsError(f"{res.path}: no space.toml, so there is no space to narrow (narrow needs the file that "
                            f"was run)")
     space = load_space(space_file)
-    done = res.completed
-    if done.empty:
-        raise ResultsError(f"{res.path}: no completed trials to narrow around ({res.counts()})")
+    done = learned(res)
     out = args.output or res.path / "narrowed.toml"
     _writable(out, res, args.force)
     k = top_count(args.top, len(done))
@@ -304,7 +361,7 @@ def main(args) -> int:
 
     share = f"{round(100 * k / len(done))} % of {len(done)}" if args.top <= 1 else f"of {len(done)}"
     print(f"Narrowing {res.name} around its top {k} completed trials ({share}; {res.metric} "
-          f"{top['value'].min():.4g} – {top['value'].max():.4g}), away from {len(res.diverged)} diverged:")
+          f"{top['value'].min():.4g} – {top['value'].max():.4g}), away from {len(res.failed)} failed:")
     if k < 5:
         print(f"  (only {k} trials: the new ranges rest on few points)")
     rows = [[c.label, c.before, "→", c.after, c.note] for c in changes]

@@ -1,10 +1,10 @@
 """``hpsearch plot``: PNG figures of a study in ``RESULTS_DIR/plots/``.
 
-- ``metric_vs_<param>.png``: the metric of every completed trial against each parameter
-  (log axis for log-scaled ones); diverged trials, which have no score, are marked at their
-  parameter value in a strip on the "worse" side of the axis, and a divergence edge (see
-  ``hpsearch regions``) is drawn as a dashed line;
-- ``pair_<a>_<b>.png``: two parameters (default lr × alpha) with every trial coloured by outcome;
+- ``metric_vs_<param>.png``: the metric of every trial that learned against each parameter
+  (log axis for log-scaled ones); failed trials (overflow, nan, collapsed, dead, stalled: each
+  kind its own mark), which have no score, are marked at their parameter value in a strip on the
+  "worse" side of the axis, and the failure edge (see ``hpsearch regions``) is drawn as a dashed line;
+- ``pair_<a>_<b>.png``: two parameters (default lr × alpha) with every trial marked by its outcome;
 - ``history.png``: the metric by trial number with the best so far;
 - ``curves.png``: learning curves (validation metric and training loss) of the best runs;
 - ``divergence.png``: for diverged runs, the four magnitudes of ``divergence.csv`` against the
@@ -25,16 +25,18 @@ import pandas as pd
 
 from hpsearch._args import whole
 from hpsearch.errors import ResultsError
-from hpsearch.results import diverged_mask
-from hpsearch.results import Results, open_results
+from hpsearch.results import FAILURES, Results, derive_outcome, failed_mask, open_results
 
-#: outcome -> (label, colour, marker)
+#: what became of a trial -> (label, colour, marker): each failure kind of OUTCOMES has its own mark
 STYLE = {
-    "completed": ("completed", "#1f77b4", "o"),
-    "overflow": ("diverged: overflow", "#d62728", "x"),
-    "nan": ("diverged: nan", "#9467bd", "x"),
-    "pruned": ("stopped by the pruner", "#7f7f7f", "v"),
-    "failed": ("failed", "#000000", "s"),
+    "ok": ("learned (ok)", "#1f77b4", "o"),
+    "overflow": ("overflow", "#d62728", "x"),
+    "nan": ("nan", "#9467bd", "x"),
+    "collapsed": ("collapsed to chance", "#ff7f0e", "v"),
+    "dead": ("dead: a hidden layer stopped", "#8c564b", "s"),
+    "stalled": ("stalled at chance", "#bcbd22", "D"),
+    "pruned": ("stopped by the pruner", "#7f7f7f", "^"),
+    "error": ("error (no result)", "#000000", "P"),
 }
 TRACE_LABELS = {
     "max_abs_preact_out": "max |pre-activation|, output layer",
@@ -89,13 +91,14 @@ def _save(fig, path: Path | None):
 
 
 def outcome(df: pd.DataFrame) -> pd.Series:
-    """completed / overflow / nan / pruned / failed / running, per trial."""
+    """ok / a failure kind / pruned (by the pruner) / error (FAIL) / running, per trial."""
     out = pd.Series("running", index=df.index, dtype=object)
-    out[df["state"] == "COMPLETE"] = "completed"
-    out[df["state"] == "FAIL"] = "failed"
+    out[df["state"] == "COMPLETE"] = "ok"
+    out[df["state"] == "FAIL"] = "error"
     out[df["state"] == "PRUNED"] = "pruned"
-    div = diverged_mask(df)
-    out[div] = df.loc[div, "prune_reason"].astype(str)
+    kinds = df["outcome"] if "outcome" in df else derive_outcome(df)
+    failed = df["state"].isin(["COMPLETE", "PRUNED"]) & kinds.isin(FAILURES)
+    out[failed] = kinds[failed].astype(str)
     return out
 
 
@@ -151,7 +154,7 @@ def _room_for_strip(ax, res: Results) -> None:
 def metric_vs_param(res: Results, param: str, out: Path) -> Path | None:
     from matplotlib.transforms import blended_transform_factory
 
-    from hpsearch.analysis.regions import divergence_edge
+    from hpsearch.analysis._boundary import failure_edge
 
     df = res.trials
     kinds = outcome(df)
@@ -161,10 +164,10 @@ def metric_vs_param(res: Results, param: str, out: Path) -> Path | None:
     fig = _figure()
     ax = fig.add_subplot()
     strip = blended_transform_factory(ax.transData, ax.transAxes)
-    done = (kinds == "completed").to_numpy() & ~np.isnan(x) & ~np.isnan(y)
-    label, colour, marker = STYLE["completed"]
+    done = (kinds == "ok").to_numpy() & ~np.isnan(x) & ~np.isnan(y)
+    label, colour, marker = STYLE["ok"]
     ax.scatter(x[done], y[done], s=22, c=colour, marker=marker, alpha=0.75, label=f"{label} ({done.sum()})")
-    for kind in ("overflow", "nan", "pruned", "failed"):
+    for kind in (*FAILURES, "pruned", "error"):
         m = (kinds == kind).to_numpy() & ~np.isnan(x)
         if m.any():
             label, colour, marker = STYLE[kind]
@@ -174,17 +177,17 @@ def metric_vs_param(res: Results, param: str, out: Path) -> Path | None:
         i = np.flatnonzero(done)[np.argmax(y[done]) if res.maximize else np.argmin(y[done])]
         ax.scatter([x[i]], [y[i]], s=140, facecolors="none", edgecolors="#2ca02c", linewidths=1.8,
                    label=f"best: trial {int(df['number'].iloc[i])} ({y[i]:.4g})")
-    edge = divergence_edge(res, df, param)
+    edge = failure_edge(res, df, param)
     if edge is not None:
         ax.axvline(edge.threshold, color="#d62728", linestyle="--", linewidth=1,
-                   label=f"edge: {edge.text} ({edge.d_side} of {edge.n_side} diverged)")
+                   label=f"edge: {edge.text} ({edge.d_side} of {edge.n_side} failed)")
     _axis(ax, res, param, cats)
     _room_for_strip(ax, res)
     ax.set_ylabel(metric_words(res))
     if not done.any():
         ax.text(0.5, 0.5, "no completed trial yet", transform=ax.transAxes, ha="center", color="#555555")
     ax.set_title(f"{res.name}: {metric_words(res)} against {param}\n"
-                 f"{done.sum()} completed, {int(diverged_mask(df).sum())} diverged of {len(df)} trials")
+                 f"{done.sum()} learned, {int(failed_mask(df).sum())} failed of {len(df)} trials")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, out and out / f"metric_vs_{param}.png")
@@ -198,7 +201,7 @@ def pair(res: Results, a: str, b: str, out: Path) -> Path:
     y, ycats = _positions(res, b, df[b], rng)
     fig = _figure(7, 5.6)
     ax = fig.add_subplot()
-    for kind in ("completed", "pruned", "failed", "overflow", "nan"):
+    for kind in ("ok", "pruned", "error", *FAILURES):
         m = (kinds == kind).to_numpy() & ~np.isnan(x) & ~np.isnan(y)
         if m.any():
             label, colour, marker = STYLE[kind]
@@ -220,7 +223,7 @@ def history(res: Results, out: Path) -> Path:
     fig = _figure(8, 4.6)
     ax = fig.add_subplot()
     done = df[df["value"].notna()]
-    ax.scatter(done["number"], done["value"], s=16, c=STYLE["completed"][1], alpha=0.5,
+    ax.scatter(done["number"], done["value"], s=16, c=STYLE["ok"][1], alpha=0.5,
                label=f"completed trial ({len(done)})")
     if len(done):
         best = done["value"].cummax() if res.maximize else done["value"].cummin()

@@ -1,20 +1,22 @@
-"""``hpsearch regions``: where in the space training diverges, and how close the best runs sit to it.
+"""``hpsearch regions``: where in the space training fails, which way, and how close the best runs sit to it.
 
-Diverged trials are results here, not failures: every table counts them. For each
-parameter the trials are binned (log-spaced bins for log-scaled parameters, equal-width
-bins for the others, one bin per value of an int with few values, one per category) and
-each bin shows how many trials ran, how many diverged, and the best and median metric of
-the completed ones. A shallow decision tree on the parameters (log10 of log-scaled ones)
-turns the diverged / not-diverged labels into a few rules in plain words, each with the
-counts that support it; a one-parameter split tested with Fisher's exact test gives the
-"edge" that ``narrow`` also uses.
+Every trial that ran to a verdict counts: it learned (outcome ``ok``) or failed in one of
+the kinds of ``hpsearch.vocabulary.FAILURES`` (overflow, nan, collapsed, dead, stalled).
+For each parameter the trials are binned (see :mod:`hpsearch.analysis._binning`) and each
+bin shows how many ran, how many learned, how many failed of each kind, and the best and
+median metric of the ones that learned. A shallow decision tree (see
+:mod:`hpsearch.analysis._boundary`) turns "failed (any kind)" into a few rules in words;
+a one-parameter edge per kind says where each kind starts; ``--check OTHER`` applies the
+tree fitted here to another study of the same space and counts what it gets right;
+``--format json`` gives all of it to programs.
 
-A trial counts when it finished: completed, diverged, or stopped by the pruner (it did not
-diverge while it ran). Failed and running trials are left out.
+A trial counts when it finished: completed, or pruned (failed, or stopped by the pruner).
+Failed-to-run (FAIL) and running trials are left out.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,39 +24,38 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hpsearch.analysis._binning import NOT_SAMPLED, Binning, make_binning, num
+from hpsearch.analysis._boundary import (
+    EDGE_P,
+    EDGE_RATE,
+    MIN_CLASS,
+    MIN_TRIALS,
+    Boundary,
+    Edge,
+    Feature,
+    Rule,
+    design,
+    divergence_edge,
+    event,
+    failure_edge,
+    finished,
+    fit_boundary,
+    primary_edge,
+    tree_rules,
+)
 from hpsearch.errors import ResultsError
-from hpsearch.results import diverged_mask, ranked
-from hpsearch.results import Results, open_results, where
+from hpsearch.results import Results, diverged_mask, kind_counts, kinds_text, open_results, ranked, where
+from hpsearch.vocabulary import FAILURES, OK
 
-#: below these, a boundary is not worth fitting
-MIN_TRIALS = 10
-MIN_CLASS = 3
-#: an edge is a one-parameter split whose diverging side is mostly diverged and unlikely to be chance
-EDGE_RATE = 0.5
-EDGE_P = 0.01
-NOT_SAMPLED = "not sampled"
+__all__ = [
+    "BEST_K", "Binning", "BinRow", "Boundary", "Edge", "Feature", "NOT_SAMPLED", "Rule", "bin_rows", "boundary",
+    "check", "design", "divergence_edge", "diverged_mask", "failure_edge", "fit_boundary", "make_binning", "num",
+    "primary_edge", "report_lines", "tree_rules",
+]
+
 BEST_K = 10
-
-
-# ---------------------------------------------------------------- numbers in words
-
-
-def num(x: float, digits: int = 2) -> str:
-    """0.005, 0.013, 0.33, 12, 1e-05: short enough for a table, distinct enough to read."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "—"
-    if float(x).is_integer() and abs(x) < 1e6:
-        return str(int(x))
-    return f"{x:.{digits}g}"
-
-
-def _nums(values, digits: int = 2) -> list[str]:
-    """Labels for edges, with more digits until neighbours differ."""
-    for d in range(digits, 7):
-        out = [num(v, d) for v in values]
-        if len(set(out)) == len(out):
-            return out
-    return out
+FORMATS = ("text", "json")
+_finished = finished  # the name scripts/calibrate_edge.py imports
 
 
 def _metric(res: Results, v) -> str:
@@ -67,98 +68,47 @@ def _pct(d: int, n: int) -> str:
     return f"{round(100 * d / n)} %" if n else "—"
 
 
+def _finite(v):
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+
+
 # ---------------------------------------------------------------- bins
-
-
-@dataclass
-class Binning:
-    """How one parameter is cut into rows: ``upper`` bounds (numeric) or ``categories``."""
-
-    param: str
-    kind: str  # "log bins", "bins", "values", "categories"
-    labels: list[str]
-    upper: np.ndarray | None = None  # value v goes to the first bin with v <= upper
-    categories: list | None = None
-    lows: list[float] = field(default_factory=list)  # numeric bins: lower edge of each, for the edge line
-
-    def assign(self, values: pd.Series) -> np.ndarray:
-        """Bin index per value; -1 where the parameter was not sampled (a conditional one)."""
-        out = np.full(len(values), -1)
-        present = values.notna().to_numpy()
-        if self.categories is not None:
-            index = {str(c): i for i, c in enumerate(self.categories)}
-            out[present] = [index.get(str(v), -1) for v in values[present]]
-            return out
-        x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-        ok = np.isfinite(x)
-        idx = np.searchsorted(self.upper, x[ok], side="left")
-        out[ok] = np.minimum(idx, len(self.upper) - 1)
-        return out
-
-
-def make_binning(param: str, studies: list[Results], n_bins: int) -> Binning:
-    """One binning of ``param`` shared by all ``studies`` (so --compare lines up row by row)."""
-    first = next(r for r in studies if param in r.params)
-    scale = first.scales.get(param, "categorical")
-    if scale == "categorical":
-        cats: list = []
-        for r in studies:
-            if param in r.trials:
-                cats += [c for c in r.choices(param) if str(c) not in {str(k) for k in cats}]
-        return Binning(param, "categories", [str(c) for c in cats], categories=cats)
-    log = scale in ("log", "log_int")
-    ranges = [r.searched_range(param) for r in studies if param in r.trials]
-    ranges = [g for g in ranges if g is not None]
-    lo, hi = min(g[0] for g in ranges), max(g[1] for g in ranges)
-    if log and lo <= 0:
-        log = False
-    if scale in ("int", "log_int"):
-        grid = _int_grid(param, studies, lo, hi)
-        if len(grid) <= n_bins:
-            upper = np.array(grid, dtype=float)
-            return Binning(param, "values", [num(g) for g in grid], upper=upper, lows=list(upper))
-        edges = np.geomspace(lo, hi, n_bins + 1) if log else np.linspace(lo, hi, n_bins + 1)
-        groups = [[g for g in grid if (edges[i] < g <= edges[i + 1]) or (i == 0 and g == edges[0])]
-                  for i in range(n_bins)]
-        groups = [g for g in groups if g]
-        labels = [num(g[0]) if len(g) == 1 else f"{num(g[0])} – {num(g[-1])}" for g in groups]
-        return Binning(param, "log bins" if log else "bins", labels, upper=np.array([g[-1] for g in groups], float),
-                       lows=[g[0] for g in groups])
-    if lo == hi:
-        return Binning(param, "values", [num(lo)], upper=np.array([hi], float), lows=[lo])
-    edges = np.geomspace(lo, hi, n_bins + 1) if log else np.linspace(lo, hi, n_bins + 1)
-    text = _nums(edges)
-    labels = [f"{text[i]} – {text[i + 1]}" for i in range(n_bins)]
-    return Binning(param, "log bins" if log else "bins", labels, upper=edges[1:], lows=list(edges[:-1]))
-
-
-def _int_grid(param: str, studies: list[Results], lo: float, hi: float) -> list[int]:
-    grid: set[int] = set()
-    for r in studies:
-        dist = r.space.distributions().get(param) if r.space is not None else None
-        if dist is not None and hasattr(dist, "step") and dist.step and (dist.high - dist.low) / dist.step < 10_000:
-            grid.update(range(int(dist.low), int(dist.high) + 1, int(dist.step)))
-        elif param in r.trials:
-            grid.update(int(v) for v in pd.to_numeric(r.trials[param], errors="coerce").dropna())
-    return sorted(g for g in grid if lo <= g <= hi) or [int(lo)]
 
 
 @dataclass
 class BinRow:
     label: str
     trials: int
-    diverged: int
+    failed: int
     best: float | None
     median: float | None
     has_best: bool = False
+    kinds: dict = field(default_factory=dict)  # failure kind -> trials
+    diverged: int = 0  # overflow + nan
+
+    @property
+    def ok(self) -> int:
+        return self.trials - self.failed
+
+    def as_dict(self) -> dict:
+        return {"bin": self.label, "trials": self.trials, "ok": self.ok, "failed": self.failed,
+                "kinds": dict(self.kinds), "fail_rate": self.failed / self.trials if self.trials else None,
+                "best": _finite(self.best), "median": _finite(self.median), "best_run": self.has_best}
+
+
+def _learned(df: pd.DataFrame) -> pd.DataFrame:
+    """Trials that learned and have a score."""
+    return df[df["value"].notna() & (df["outcome"] == OK)]
 
 
 def bin_rows(res: Results, df: pd.DataFrame, binning: Binning) -> list[BinRow]:
-    """Per bin: finished trials, diverged ones, best and median metric of the completed ones."""
-    fin = _finished(df)
+    """Per bin: finished trials, failures (any kind and per kind), best and median metric of those that learned."""
+    fin = finished(df)
     idx = binning.assign(fin[binning.param]) if binning.param in fin else np.full(len(fin), -1)
+    failed = event(fin).astype(bool)
+    outcome = fin["outcome"].to_numpy(dtype=object)
     div = diverged_mask(fin).to_numpy()
-    values = fin["value"].to_numpy(dtype=float)
+    values = fin["value"].where(fin["outcome"] == OK).to_numpy(dtype=float)
     best_number = _best_number(res, fin)
     numbers = fin["number"].to_numpy()
     rows = []
@@ -168,20 +118,26 @@ def bin_rows(res: Results, df: pd.DataFrame, binning: Binning) -> list[BinRow]:
             continue
         v = values[m & ~np.isnan(values)]
         best = (v.max() if res.maximize else v.min()) if len(v) else None
-        rows.append(BinRow(label, int(m.sum()), int(div[m].sum()), best, float(np.median(v)) if len(v) else None,
-                           best_number is not None and best_number in numbers[m]))
+        kinds = {k: int((m & (outcome == k)).sum()) for k in FAILURES if (m & (outcome == k)).any()}
+        rows.append(BinRow(label, int(m.sum()), int(failed[m].sum()), best,
+                           float(np.median(v)) if len(v) else None,
+                           best_number is not None and best_number in numbers[m], kinds, int(div[m].sum())))
     return rows
 
 
-def _finished(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["state"].isin(["COMPLETE", "PRUNED"])]
-
-
 def _best_number(res: Results, df: pd.DataFrame):
-    done = df[df["value"].notna()]
+    done = _learned(df)
     if done.empty:
         return None
     return int(done.loc[done["value"].idxmax() if res.maximize else done["value"].idxmin(), "number"])
+
+
+def shown_kinds(frames: list[pd.DataFrame]) -> list[str]:
+    """The failure kinds that occur in any of ``frames``, in the vocabulary's order."""
+    seen = set()
+    for df in frames:
+        seen |= set(kind_counts(finished(df)))
+    return [k for k in FAILURES if k in seen]
 
 
 # ---------------------------------------------------------------- tables
@@ -194,25 +150,27 @@ def _grid(rows: list[list[str]], left: int = 1) -> list[str]:
             for r in rows]
 
 
-def _row_cells(res: Results, r: BinRow) -> list[str]:
-    return [str(r.trials), str(r.diverged), _pct(r.diverged, r.trials), _metric(res, r.best), _metric(res, r.median)]
-
-
-def param_table(res: Results, df: pd.DataFrame, binning: Binning) -> list[str]:
+def param_table(res: Results, df: pd.DataFrame, binning: Binning, kinds: list[str]) -> list[str]:
     rows = bin_rows(res, df, binning)
     lab = res.metric_label
-    head = [f"Divergence by {binning.param} ({binning.kind})", "trials", "diverged", "rate", f"best {lab}",
+    head = [f"Failure by {binning.param} ({binning.kind})", "trials", "ok", *kinds, "fail rate", f"best {lab}",
             f"median {lab}", ""]
-    body = [[f"  {r.label}", *_row_cells(res, r), "◀ best run" if r.has_best else ""] for r in rows]
+    body = [[f"  {r.label}", str(r.trials), str(r.ok), *(str(r.kinds.get(k, 0)) for k in kinds),
+             _pct(r.failed, r.trials), _metric(res, r.best), _metric(res, r.median),
+             "◀ best run" if r.has_best else ""] for r in rows]
     return _grid([head, *body])
+
+
+def _row_cells(res: Results, r: BinRow) -> list[str]:
+    return [str(r.trials), str(r.failed), _pct(r.failed, r.trials), _metric(res, r.best), _metric(res, r.median)]
 
 
 def compare_table(studies: list[Results], frames: list[pd.DataFrame], labels: list[str], binning: Binning) -> list[str]:
     """The per-bin table of two (or more) studies side by side, rows lined up on one shared binning."""
     per = [bin_rows(res, df, binning) if binning.param in res.trials else [] for res, df in zip(studies, frames)]
     lab = studies[0].metric_label
-    cols = ["trials", "div", "rate", f"best {lab}", "median", ""]
-    head = [f"Divergence by {binning.param} ({binning.kind})"]
+    cols = ["trials", "failed", "rate", f"best {lab}", "median", ""]
+    head = [f"Failure by {binning.param} ({binning.kind})"]
     for k in range(len(studies)):
         head += (["│"] if k else []) + cols
     body = []
@@ -234,320 +192,108 @@ def compare_table(studies: list[Results], frames: list[pd.DataFrame], labels: li
 
 
 def pair_table(res: Results, df: pd.DataFrame, a: Binning, b: Binning) -> list[str]:
-    fin = _finished(df)
+    fin = finished(df)
     ia, ib = a.assign(fin[a.param]), b.assign(fin[b.param])
-    div = diverged_mask(fin).to_numpy()
+    fail = event(fin)
     head = [f"  {a.param} ↓  {b.param} →", *b.labels]
     body = []
     for i, label in enumerate(a.labels):
         cells = [f"  {label}"]
         for j in range(len(b.labels)):
             m = (ia == i) & (ib == j)
-            n, d = int(m.sum()), int(div[m].sum())
+            n, d = int(m.sum()), int(fail[m].sum())
             cells.append(f"{round(100 * d / n)}% ({d}/{n})" if n else "·")
         body.append(cells)
-    title = (f"Divergence rate by {a.param} × {b.param}: rate (diverged/trials); "
+    title = (f"Failure rate by {a.param} × {b.param}: rate (failed/trials); "
              f"· = no trial ({int(((ia >= 0) & (ib >= 0)).sum())} trials with both)")
     return [title, *_grid([head, *body])]
 
 
-# ---------------------------------------------------------------- features for the boundary
-
-
-@dataclass
-class Feature:
-    param: str
-    kind: str  # "log", "num", "int", "cat"
-    category: str | None = None  # "cat": the column is 1 where param == category
-    other: str | None = None  # "cat" with two categories: the other one
-
-
-def design(res: Results, df: pd.DataFrame, params: list[str]) -> tuple[np.ndarray, list[Feature]]:
-    """The matrix the tree sees: log10 of log-scaled parameters, others as they are, categories one-hot."""
-    cols, feats = [], []
-    for p in params:
-        if p not in df:
-            continue
-        s = df[p]
-        if res.is_numeric(p):
-            x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
-            seen = x[~np.isnan(x)]
-            if res.is_log(p) and len(seen) and (seen > 0).all():
-                cols.append(np.log10(x))
-                feats.append(Feature(p, "log"))
-            else:
-                cols.append(x)
-                feats.append(Feature(p, "int" if res.scales.get(p) in ("int", "log_int") else "num"))
-            continue
-        labels = s.map(lambda v: NOT_SAMPLED if pd.isna(v) else str(v))
-        cats = list(dict.fromkeys(labels))
-        if len(cats) < 2:
-            continue
-        if len(cats) == 2:
-            cols.append((labels == cats[1]).to_numpy(dtype=float))
-            feats.append(Feature(p, "cat", cats[1], cats[0]))
-        else:
-            for c in cats:
-                cols.append((labels == c).to_numpy(dtype=float))
-                feats.append(Feature(p, "cat", c))
-    if not cols:
-        return np.empty((len(df), 0)), []
-    return np.column_stack(cols), feats
-
-
-def _value(f: Feature, t: float) -> float:
-    return 10 ** t if f.kind == "log" else t
-
-
-def _cut(f: Feature, t: float, x: np.ndarray) -> tuple[str, str]:
-    """``(left, right)`` words for a split at ``t`` (left is x <= t)."""
-    if f.kind == "int":
-        below = x[x <= t]
-        at = below.max() if len(below) else math.floor(t)
-        return f"{f.param} <= {num(at)}", f"{f.param} > {num(at)}"
-    v = num(_value(f, t))
-    return f"{f.param} <= {v}", f"{f.param} > {v}"
-
-
-# ---------------------------------------------------------------- the edge of one parameter
-
-
-@dataclass
-class Edge:
-    """A one-parameter split: trials on ``side`` of ``threshold`` diverge far more often."""
-
-    param: str
-    side: str  # ">" (diverges above) or "<=" (diverges below)
-    threshold: float  # in the parameter's own units
-    n_side: int
-    d_side: int
-    n_other: int
-    d_other: int
-    p_value: float
-    log: bool
-    text: str  # "lr > 0.9"
-
-    @property
-    def rate(self) -> float:
-        return self.d_side / self.n_side
-
-    def words(self) -> str:
-        """``lr > 0.9 (19 of 22 trials there diverged; 2 of 58 below)``."""
-        other = "below" if self.side == ">" else "above"
-        return (f"{self.text} ({self.d_side} of {self.n_side} trials there diverged; "
-                f"{self.d_other} of {self.n_other} {other})")
-
-
-def stump(x: np.ndarray, y: np.ndarray, f: Feature, min_leaf: int):
-    """Best single split of ``y`` on ``x`` (a depth-1 tree): ``(t, left_mask)`` or ``None``."""
-    from sklearn.tree import DecisionTreeClassifier
-
-    ok = ~np.isnan(x)
-    if ok.sum() < 2 * min_leaf or len(np.unique(x[ok])) < 2:
-        return None
-    tree = DecisionTreeClassifier(max_depth=1, min_samples_leaf=min_leaf, random_state=0)
-    tree.fit(x[ok].reshape(-1, 1), y[ok])
-    if tree.tree_.node_count < 3:
-        return None
-    return float(tree.tree_.threshold[0])
-
-
-def divergence_edge(res: Results, df: pd.DataFrame, param: str, min_leaf: int = 3) -> Edge | None:
-    """Where ``param`` alone separates diverged trials: a split whose diverging side is mostly
-    diverged (>= 50 %), holds at least 3 diverged trials, and passes Fisher's exact test (p < 0.01)."""
-    from scipy.stats import fisher_exact
-
-    if not res.is_numeric(param) or param not in df:
-        return None
-    fin = _finished(df)
-    X, feats = design(res, fin, [param])
-    if not feats:
-        return None
-    f, x = feats[0], X[:, 0]
-    y = diverged_mask(fin).to_numpy().astype(int)
-    ok = ~np.isnan(x)
-    x, y = x[ok], y[ok]
-    t = stump(x, y, f, min_leaf)
-    if t is None:
-        return None
-    left = x <= t
-    nl, dl, nr, dr = int(left.sum()), int(y[left].sum()), int((~left).sum()), int(y[~left].sum())
-    above = dr / nr >= dl / nl
-    n_side, d_side, n_other, d_other = (nr, dr, nl, dl) if above else (nl, dl, nr, dr)
-    if d_side < MIN_CLASS or d_side / n_side < EDGE_RATE or d_side / n_side <= d_other / max(n_other, 1):
-        return None
-    p = fisher_exact([[d_side, n_side - d_side], [d_other, n_other - d_other]], alternative="greater")[1]
-    if p >= EDGE_P:
-        return None
-    words = _cut(f, t, x)
-    if f.kind == "int":
-        below = x[x <= t]
-        threshold = float(below.max()) if len(below) else float(math.floor(t))
-    else:
-        threshold = _value(f, t)
-    return Edge(param, ">" if above else "<=", threshold, n_side, d_side, n_other, d_other, float(p),
-                f.kind == "log", words[1] if above else words[0])
-
-
-def primary_edge(res: Results, df: pd.DataFrame, params: list[str]) -> Edge | None:
-    """The most convincing one-parameter edge among ``params`` (smallest p-value)."""
-    edges = [e for e in (divergence_edge(res, df, p) for p in params) if e is not None]
-    return min(edges, key=lambda e: (e.p_value, -e.d_side)) if edges else None
-
-
 # ---------------------------------------------------------------- the boundary in words
-
-
-@dataclass
-class Rule:
-    words: str
-    trials: int
-    diverged: int
-
-
-def tree_rules(res: Results, df: pd.DataFrame, params: list[str]) -> tuple[list[Rule], str]:
-    """A shallow decision tree's leaves as rules, sibling leaves that agree merged; and its description."""
-    from sklearn.tree import DecisionTreeClassifier
-
-    fin = _finished(df)
-    X, feats = design(res, fin, params)
-    y = diverged_mask(fin).to_numpy().astype(int)
-    n = len(y)
-    depth = 2 if n < 150 else 3
-    min_leaf = max(3, round(0.05 * n))
-    names = ", ".join(dict.fromkeys(("log " if f.kind == "log" else "") + f.param for f in feats))
-    about = f"decision tree, depth {depth}, leaves of at least {min_leaf} trials, on {names}"
-    if not feats:
-        return [], about
-    tree = DecisionTreeClassifier(max_depth=depth, min_samples_leaf=min_leaf, random_state=0).fit(X, y)
-    path = tree.decision_path(X).tocsc()
-    size = np.asarray(path.sum(axis=0)).ravel()
-    hits = np.asarray(path[y == 1].sum(axis=0)).ravel()
-    t = tree.tree_
-
-    def verdict(node) -> int:
-        """0: rarely diverges (<= 25 %), 2: mostly diverges (>= 75 %), 1: in between."""
-        rate = hits[node] / size[node]
-        return 0 if rate <= 0.25 else 2 if rate >= 0.75 else 1
-
-    def walk(node, conds: list) -> list[Rule]:
-        """The rules of a subtree; a split whose two sides end in the same verdict is read as one rule."""
-        left, right = t.children_left[node], t.children_right[node]
-        here = [Rule(_conditions(conds, feats), int(size[node]), int(hits[node]))]
-        if left == -1:
-            return here
-        f = feats[t.feature[node]]
-        x = X[:, t.feature[node]]
-        missing_left = bool(t.missing_go_to_left[node]) and np.isnan(x).any()
-        a = walk(left, [*conds, (f, "<=", t.threshold[node], x, missing_left)])
-        b = walk(right, [*conds, (f, ">", t.threshold[node], x, not missing_left and np.isnan(x).any())])
-        if len(a) == 1 and len(b) == 1 and verdict(left) == verdict(right):
-            return here  # both sides tell the same story (rarely, mostly or sometimes diverges): one rule
-        return a + b
-
-    rules = walk(0, [])
-    rules.sort(key=lambda r: (-r.diverged / r.trials, -r.trials))
-    return rules, about
-
-
-def _conditions(conds: list, feats: list[Feature]) -> str:
-    """Path conditions → words, one per parameter: ``0.1 < lr <= 0.9 and normalizer = z_score``."""
-    if not conds:
-        return "every trial"
-    by_param: dict[str, dict] = {}
-    for f, op, t, x, missing in conds:
-        c = by_param.setdefault(f.param, {"low": None, "high": None, "cats": None, "feat": f, "x": x,
-                                          "missing": True, "any_missing": False})
-        if f.kind == "cat":
-            everything = [g.category for g in feats if g.param == f.param] + ([f.other] if f.other else [])
-            cats = c["cats"] if c["cats"] is not None else list(dict.fromkeys(everything))
-            keep = (lambda k: k != f.category) if op == "<=" else (lambda k: k == f.category)
-            c["cats"] = [k for k in cats if keep(k)]
-            continue
-        c["any_missing"] = c["any_missing"] or bool(np.isnan(x).any())
-        c["missing"] = c["missing"] and missing
-        if op == "<=":
-            c["high"] = t if c["high"] is None else min(c["high"], t)
-        else:
-            c["low"] = t if c["low"] is None else max(c["low"], t)
-    parts = []
-    for p, c in by_param.items():
-        f = c["feat"]
-        if c["cats"] is not None:
-            cats = c["cats"]
-            parts.append(f"{p} = {cats[0]}" if len(cats) == 1 else f"{p} in {{{', '.join(cats)}}}")
-            continue
-        lo_words = _cut(f, c["low"], c["x"])[1] if c["low"] is not None else None
-        hi_words = _cut(f, c["high"], c["x"])[0] if c["high"] is not None else None
-        if lo_words and hi_words:
-            text = f"{lo_words.split(' > ')[1]} < {p} <= {hi_words.split(' <= ')[1]}"
-        else:
-            text = lo_words or hi_words
-        if c["any_missing"] and c["missing"]:
-            text = f"({text} or {p} {NOT_SAMPLED})"
-        parts.append(text)
-    return " and ".join(parts)
-
-
-def boundary(res: Results, df: pd.DataFrame, params: list[str], n_bins: int) -> list[str]:
-    """The boundary section: rules with counts, the edge in one sentence, per-category thresholds,
-    and how close the best runs sit to the edge; honest words when the data are too few."""
-    fin = _finished(df)
-    n, d = len(fin), int(diverged_mask(fin).sum())
-    lines: list[str] = []
-    if n < MIN_TRIALS and 0 < d < n:
-        lines.append(f"Boundary: only {n} finished trials ({d} diverged) — too few to say where divergence starts; "
-                     f"run more trials.")
-        lines += _few_diverged(res, fin, params)
-        return lines + edge_lines(res, df, params, None, n_bins)
-    if d == 0:
-        lines.append(f"Boundary: no trial diverged (0 of {n} finished) — no divergence inside the space searched.")
-        return lines + edge_lines(res, df, params, None, n_bins)
-    if d == n:
-        lines.append(f"Boundary: every finished trial diverged ({d} of {n}) — the whole space searched is past the "
-                     f"edge; lower the learning rate range.")
-        return lines
-    if d < MIN_CLASS or n - d < MIN_CLASS:
-        few, many = ("diverged", "did not diverge") if d < MIN_CLASS else ("did not diverge", "diverged")
-        count = d if d < MIN_CLASS else n - d
-        lines.append(f"Boundary: only {count} of {n} finished trials {few} — too few to fit a boundary.")
-        lines += _few_diverged(res, fin, params)
-        return lines + edge_lines(res, df, params, primary_edge(res, df, _numeric(res, params)), n_bins)
-    rules, about = tree_rules(res, df, params)
-    lines.append(f"Boundary ({about}; {n} trials, {d} diverged):")
-    if len(rules) <= 1:
-        lines.append("  no parameter separates the diverged trials from the others (the tree found no useful split)")
-    else:
-        width = max(len(r.words) for r in rules)
-        for r in rules:
-            lines.append(f"  {r.words.ljust(width)}  → diverged {r.diverged} of {r.trials} "
-                         f"({_pct(r.diverged, r.trials)})")
-        if max(r.diverged / r.trials for r in rules) < EDGE_RATE:
-            lines.append("  no region where most trials diverge: divergence looks scattered across the space")
-    if n < 30 or d < 8:
-        lines.append(f"  (few trials: {n} finished, {d} diverged — read these rules as hints)")
-    edge = primary_edge(res, df, _numeric(res, params))
-    if edge is not None:
-        lines.append(f"In short: training diverges when {edge.words()}.")
-        lines += category_thresholds(res, df, params, edge)
-    else:
-        lines.append("In short: no single parameter has a clear edge (a split where most trials diverge, "
-                     f"with at least {MIN_CLASS} of them, p < {EDGE_P}).")
-    return lines + edge_lines(res, df, params, edge, n_bins)
 
 
 def _numeric(res: Results, params: list[str]) -> list[str]:
     return [p for p in params if res.is_numeric(p)]
 
 
-def _few_diverged(res: Results, fin: pd.DataFrame, params: list[str]) -> list[str]:
-    div = fin[diverged_mask(fin)].sort_values("number")
-    if div.empty or len(div) > 5:
+def boundary(res: Results, df: pd.DataFrame, params: list[str], n_bins: int) -> list[str]:
+    """The boundary section: rules with counts, the edge in one sentence, per-kind and per-category
+    edges, and how close the best runs sit to the edge; honest words when the data are too few."""
+    fin = finished(df)
+    n, d = len(fin), int(event(fin).sum())
+    lines: list[str] = []
+    edge = primary_edge(res, df, _numeric(res, params))
+    if n < MIN_TRIALS and 0 < d < n:
+        lines.append(f"Boundary: only {n} finished trials ({d} failed) — too few to say where failure starts; "
+                     f"run more trials.")
+        lines += _few_failed(res, fin, params)
+        return lines + edge_lines(res, df, params, None, n_bins)
+    if d == 0:
+        lines.append(f"Boundary: no trial failed (0 of {n} finished) — every trial learned; no failure inside the "
+                     f"space searched.")
+        return lines + edge_lines(res, df, params, None, n_bins)
+    if d == n:
+        lines.append(f"Boundary: every finished trial failed ({d} of {n}: {kinds_text(kind_counts(fin))}) — nothing "
+                     f"in the space searched learned; move or shrink the ranges (a lower learning rate first).")
+        return lines
+    if d < MIN_CLASS or n - d < MIN_CLASS:
+        few = "failed" if d < MIN_CLASS else "learned"
+        count = d if d < MIN_CLASS else n - d
+        lines.append(f"Boundary: only {count} of {n} finished trials {few} — too few to fit a boundary.")
+        lines += _few_failed(res, fin, params)
+        return lines + edge_lines(res, df, params, edge, n_bins)
+    rules, about = tree_rules(res, df, params)
+    lines.append(f"Boundary ({about}; {n} trials, {d} failed: {kinds_text(kind_counts(fin))}):")
+    if len(rules) <= 1:
+        lines.append("  no parameter separates the failed trials from the others (the tree found no useful split)")
+    else:
+        width = max(len(r.words) for r in rules)
+        for r in rules:
+            lines.append(f"  {r.words.ljust(width)}  → failed {r.failed} of {r.trials} ({_pct(r.failed, r.trials)})")
+        if max(r.failed / r.trials for r in rules) < EDGE_RATE:
+            lines.append("  no region where most trials fail: failure looks scattered across the space")
+    if n < 30 or d < 8:
+        lines.append(f"  (few trials: {n} finished, {d} failed — read these rules as hints)")
+    if edge is not None:
+        lines.append(f"In short: training fails when {edge.words()}.")
+        lines += category_thresholds(res, df, params, edge)
+    else:
+        lines.append("In short: no single parameter has a clear edge (a split where most trials fail, "
+                     f"with at least {MIN_CLASS} of them, p < {EDGE_P}).")
+    lines += kind_lines(res, df, params)
+    return lines + edge_lines(res, df, params, edge, n_bins)
+
+
+def kind_edges(res: Results, df: pd.DataFrame, params: list[str]) -> dict[str, Edge | None]:
+    """Each failure kind present: its own one-parameter edge (against every other trial), or None."""
+    fin = finished(df)
+    counts = kind_counts(fin)
+    return {k: primary_edge(res, df, _numeric(res, params), kinds=(k,)) for k in counts}
+
+
+def kind_lines(res: Results, df: pd.DataFrame, params: list[str]) -> list[str]:
+    fin = finished(df)
+    counts = kind_counts(fin)
+    if len(counts) < 2 and not any(k not in ("overflow", "nan") for k in counts):
+        return []
+    out = ["By kind:"]
+    for k, e in kind_edges(res, df, params).items():
+        if e is not None:
+            out.append(f"  {k} ({counts[k]}): when {e.words()}")
+        else:
+            out.append(f"  {k} ({counts[k]}): no edge of its own"
+                       + (" (too few)" if counts[k] < MIN_CLASS else " (scattered over the space)"))
+    return out
+
+
+def _few_failed(res: Results, fin: pd.DataFrame, params: list[str]) -> list[str]:
+    bad = fin[event(fin).astype(bool)].sort_values("number")
+    if bad.empty or len(bad) > 5:
         return []
     out = []
-    for _, row in div.iterrows():
+    for _, row in bad.iterrows():
         bits = [f"{p} {_fmt(row[p])}" for p in params if p in row and not pd.isna(row[p])]
-        out.append(f"  diverged: trial {int(row['number'])} ({', '.join(bits)}) — {row['prune_reason']}")
+        out.append(f"  failed: trial {int(row['number'])} ({', '.join(bits)}) — {row['outcome']}")
     return out
 
 
@@ -566,17 +312,22 @@ def category_thresholds(res: Results, df: pd.DataFrame, params: list[str], edge:
         notes = []
         for cat in res.choices(c):
             sub = df[df[c].astype(str) == str(cat)]
-            e = divergence_edge(res, sub, edge.param, min_leaf=2)
-            fin = _finished(sub)
-            dn = int(diverged_mask(fin).sum())
+            e = failure_edge(res, sub, edge.param, min_leaf=2)
+            fin = finished(sub)
+            dn = int(event(fin).sum())
             if e is not None and e.side == edge.side:
                 found[str(cat)] = e
+            elif len(fin) and dn >= 0.9 * len(fin) and dn >= MIN_CLASS:
+                notes.append(f"{c} = {cat} it fails at every {edge.param} searched ({dn} of {len(fin)}: "
+                             f"{kinds_text(kind_counts(fin))})")
             elif len(fin):
-                notes.append(f"{c} = {cat}: {dn} of {len(fin)} diverged, no clear edge")
-        if len(found) < 1 or (len(found) == 1 and not notes):
+                notes.append(f"{c} = {cat}: {dn} of {len(fin)} failed, no clear edge")
+        if len(found) < 1 and not any("every" in n for n in notes):
+            continue
+        if len(found) == 1 and not notes:
             continue
         for cat, e in found.items():
-            out.append(f"  with {c} = {cat}: diverges when {e.words()}")
+            out.append(f"  with {c} = {cat}: fails when {e.words()}")
         out += [f"  with {note}" for note in notes]
         if len(found) >= 2:
             (lo_cat, lo), (hi_cat, hi) = (min(found.items(), key=lambda kv: kv[1].threshold),
@@ -592,53 +343,73 @@ def category_thresholds(res: Results, df: pd.DataFrame, params: list[str], edge:
     return out
 
 
-def edge_lines(res: Results, df: pd.DataFrame, params: list[str], edge: Edge | None, n_bins: int) -> list[str]:
-    """How close the best runs sit to the edge (UX: "The best runs sit just below the edge ...")."""
-    done = ranked(df[df["value"].notna()], res.metric)
+def best_vs_edge(res: Results, df: pd.DataFrame, params: list[str], edge: Edge | None, n_bins: int) -> dict | None:
+    """Where the best runs that learned sit against the failure edge: ``param``, ``near`` (within one
+    bin on the safe side), ``past`` (on the failing side), ``k``, the best run's value and its distance."""
+    done = ranked(_learned(df), res.metric)
     if done.empty:
-        return ["No completed trial, so no best runs to place against the edge."]
+        return None
     top = done.head(BEST_K)
     k = len(top)
     best = top.iloc[0]
     if edge is None:
         p = "lr" if "lr" in params and res.is_numeric("lr") else next(iter(_numeric(res, params)), None)
         if p is None:
-            return []
+            return {"k": k, "param": None}
         vals = pd.to_numeric(top[p], errors="coerce").dropna()
+        return {"k": k, "param": p, "edge": None, "low": _finite(vals.min()) if len(vals) else None,
+                "high": _finite(vals.max()) if len(vals) else None, "best_trial": int(best["number"])}
+    p, t = edge.param, edge.threshold
+    rng = res.searched_range(p) or (t, t)
+    width = _bin_width(rng, edge.log, n_bins)
+    if edge.side == ">":
+        lo, hi = (t / width, t) if edge.log else (t - width, t)
+    else:
+        lo, hi = (t, t * width) if edge.log else (t, t + width)
+    vals = pd.to_numeric(top[p], errors="coerce")
+    bv = float(best[p]) if not pd.isna(best[p]) else None
+    distance = None
+    if bv is not None:
+        distance = (max(t / bv, bv / t) if edge.log and bv > 0 else abs(t - bv))
+    return {"k": k, "param": p, "edge": t, "side": edge.side, "log": edge.log, "near_low": lo, "near_high": hi,
+            "near": int(((vals >= lo) & (vals <= hi)).sum()),
+            "past": int(((vals > t) if edge.side == ">" else (vals <= t)).sum()),
+            "best_trial": int(best["number"]), "best_value": _finite(bv), "best_metric": _finite(best["value"]),
+            "best_past": bv is not None and (bv > t) == (edge.side == ">"), "distance": _finite(distance)}
+
+
+def edge_lines(res: Results, df: pd.DataFrame, params: list[str], edge: Edge | None, n_bins: int) -> list[str]:
+    """How close the best runs sit to the edge (UX: "The best runs sit just below the edge ...")."""
+    b = best_vs_edge(res, df, params, edge, n_bins)
+    if b is None:
+        return ["No trial learned, so no best runs to place against the edge."]
+    k, p = b["k"], b["param"]
+    if p is None:
+        return []
+    if edge is None:
         rng = res.searched_range(p)
-        if vals.empty or rng is None:
+        if b["low"] is None or rng is None:
             return []
-        lead = ("No edge to be near (nothing diverged)" if not diverged_mask(_finished(df)).any()
+        lead = ("No edge to be near (nothing failed)" if not event(finished(df)).any()
                 else "No clear edge to measure against")
-        text = (f"{lead}: the best {k} have {p} {num(vals.min())} – {num(vals.max())} "
+        text = (f"{lead}: the best {k} have {p} {num(b['low'])} – {num(b['high'])} "
                 f"(searched {num(rng[0])} – {num(rng[1])}).")
         width = _bin_width(rng, res.is_log(p), n_bins)
         top_bin = rng[1] / width if res.is_log(p) else rng[1] - width
+        vals = pd.to_numeric(ranked(_learned(df), res.metric).head(k)[p], errors="coerce").dropna()
         if (vals >= top_bin).sum() >= k / 2:
             text += f" Most sit in the top bin of {p}: the edge may lie beyond the range searched."
         return [text]
-    p = edge.param
-    rng = res.searched_range(p) or (edge.threshold, edge.threshold)
-    width = _bin_width(rng, edge.log, n_bins)
-    t = edge.threshold
-    if edge.side == ">":
-        lo, hi = (t / width, t) if edge.log else (t - width, t)
-        where_word = "below"
-    else:
-        lo, hi = (t, t * width) if edge.log else (t, t + width)
-        where_word = "above"
-    vals = pd.to_numeric(top[p], errors="coerce")
-    near = int(((vals >= lo) & (vals <= hi)).sum())
-    past = int(((vals > t) if edge.side == ">" else (vals <= t)).sum())
-    bv = float(best[p]) if not pd.isna(best[p]) else None
+    t, near, past = b["edge"], b["near"], b["past"]
+    where_word = "below" if edge.side == ">" else "above"
     where_best = ""
-    if bv is not None:
-        gap = (f"{max(t / bv, bv / t):.1f}× {where_word} the edge" if edge.log and bv > 0
-               else f"{num(abs(t - bv))} {where_word} the edge")
-        if (bv > t) == (edge.side == ">"):
-            gap = "past the edge, where most trials diverge"
-        where_best = f"; the best, trial {int(best['number'])}, has {p} {num(bv)} ({gap})"
-    span = f"{p} {num(lo)} – {num(hi)}"
+    if b["best_value"] is not None:
+        gap = (f"{b['distance']:.1f}× {where_word} the edge" if edge.log and b["best_value"] > 0
+               else f"{num(b['distance'])} {where_word} the edge")
+        if b["best_past"]:
+            gap = "past the edge, where most trials fail"
+        where_best = f"; the best, trial {b['best_trial']}, has {p} {num(b['best_value'])} ({gap})"
+    span = f"{p} {num(b['near_low'])} – {num(b['near_high'])}"
     if near + past < math.ceil(k / 2):
         return [f"The best runs are well clear of the edge: only {near + past} of the best {k} have {p} within one "
                 f"bin of it or past it ({span}, edge at {p} {num(t)}){where_best}."]
@@ -646,7 +417,7 @@ def edge_lines(res: Results, df: pd.DataFrame, params: list[str], edge: Edge | N
         return [f"The best runs sit just {where_word} the edge: {near} of the best {k} have {span} (one bin "
                 f"{where_word} the edge at {p} {num(t)}){where_best}."]
     return [f"The best runs sit close to the edge at {p} {num(t)}: {near} of the best {k} within one bin {where_word} "
-            f"it ({span}) and {past} past it, where most trials diverge{where_best}."]
+            f"it ({span}) and {past} past it, where most trials fail{where_best}."]
 
 
 def _bin_width(rng, log: bool, n_bins: int) -> float:
@@ -654,6 +425,85 @@ def _bin_width(rng, log: bool, n_bins: int) -> float:
     if log and lo > 0 and hi > lo:
         return (hi / lo) ** (1 / n_bins)
     return (hi - lo) / n_bins if hi > lo else 0.0
+
+
+# ---------------------------------------------------------------- --check: the boundary on another study
+
+
+def same_space(a: Results, b: Results) -> None:
+    """Raise unless ``b`` searched the same parameters over the same ranges as ``a``."""
+    if sorted(a.params) != sorted(b.params):
+        raise ResultsError(f"--check {b.path}: not a study of the same space as {a.path} (searched "
+                           f"{', '.join(b.params) or 'nothing'}; {a.path} searched {', '.join(a.params)})")
+    if a.space is not None and b.space is not None:
+        da, db = a.space.distributions(), b.space.distributions()
+        for p in a.params:
+            if p in da and p in db and da[p] != db[p]:
+                raise ResultsError(f"--check {b.path}: not a study of the same space as {a.path} "
+                                   f"({p} differs: {db[p]} against {da[p]})")
+
+
+def check(res: Results, df: pd.DataFrame, params: list[str], other: Results, odf: pd.DataFrame) -> dict:
+    """The boundary (tree) and the one-parameter edge fitted on ``df``, applied to ``odf``'s finished trials."""
+    fin = finished(odf)
+    truth = event(fin).astype(bool)
+    tree = fit_boundary(res, df, params)
+    guess = tree.predict(fin) if tree is not None and tree.tree is not None else np.zeros(len(fin), bool)
+    right = guess == truth
+    outcome = fin["outcome"].fillna("unknown").to_numpy(dtype=object)
+    per = {}
+    for k in [OK, *FAILURES]:
+        m = outcome == k
+        if m.any():
+            per[k] = {"trials": int(m.sum()), "correct": int(right[m].sum()), "accuracy": float(right[m].mean())}
+    out = {"study": other.name, "path": str(other.path), "trials": int(len(fin)), "correct": int(right.sum()),
+           "accuracy": float(right.mean()) if len(fin) else None, "kinds": per, "edge": None}
+    edge = primary_edge(res, df, _numeric(res, params))
+    if edge is not None and edge.param in fin:
+        e_right = edge.predict(fin[edge.param]) == truth
+        out["edge"] = {"rule": edge.text, "correct": int(e_right.sum()), "accuracy": float(e_right.mean())}
+    return out
+
+
+def check_lines(c: dict, label: str) -> list[str]:
+    if not c["trials"]:
+        return [f"Check on {label}: no finished trial there to classify."]
+    kinds = ", ".join(f"{k} {v['correct']} of {v['trials']}" for k, v in c["kinds"].items())
+    lines = [f"Check on {label}: the boundary fitted here classifies {c['correct']} of {c['trials']} trials "
+             f"correctly ({_pct(c['correct'], c['trials'])}); by outcome: {kinds}."]
+    if c["edge"] is not None:
+        e = c["edge"]
+        lines.append(f"  the one-parameter edge {e['rule']} alone: {e['correct']} of {c['trials']} "
+                     f"({_pct(e['correct'], c['trials'])})")
+    return lines
+
+
+# ---------------------------------------------------------------- the whole analysis as data
+
+
+def analysis(res: Results, df: pd.DataFrame, params: list[str], n_bins: int) -> dict:
+    """Everything the text report says about one study, as JSON-ready data."""
+    fin = finished(df)
+    numeric = _numeric(res, params)
+    edge = primary_edge(res, df, numeric)
+    n, d = len(fin), int(event(fin).sum())
+    rules = []
+    if MIN_CLASS <= d <= n - MIN_CLASS:
+        rules = [{"rule": r.words, "trials": r.trials, "failed": r.failed} for r in tree_rules(res, df, params)[0]]
+    tables = {}
+    for p in params:
+        tables[p] = [r.as_dict() for r in bin_rows(res, df, make_binning(p, [res], n_bins))]
+    chance = pd.to_numeric(fin["chance"], errors="coerce").dropna() if "chance" in fin else pd.Series(dtype=float)
+    return {
+        "study": res.name, "path": str(res.path), "metric": res.metric, "trials": int(len(df)), "finished": n,
+        "ok": n - d, "failed": d, "kinds": kind_counts(fin),
+        "chance": float(chance.median()) if len(chance) else None,
+        "tables": tables, "rules": rules,
+        "edge": None if edge is None else {"param": edge.param, "value": edge.threshold, "side": edge.side,
+                                           "text": edge.text, **edge.as_dict()},
+        "kind_edges": {k: (None if e is None else e.as_dict()) for k, e in kind_edges(res, df, params).items()},
+        "best_runs": best_vs_edge(res, df, params, edge, n_bins),
+    }
 
 
 # ---------------------------------------------------------------- the command
@@ -668,13 +518,18 @@ def add_arguments(p) -> None:
                    help="bins per numeric parameter: log-spaced for log-scaled ones, equal width for the others; "
                         "an int with at most N values gets one row per value (default: 5)")
     p.add_argument("--pair", default=None, metavar="A,B",
-                   help="also print a 2-D table of divergence rates for two parameters, e.g. lr,alpha (default: none)")
+                   help="also print a 2-D table of failure rates for two parameters, e.g. lr,alpha (default: none)")
     p.add_argument("--compare", type=Path, default=None, metavar="OTHER_DIR",
                    help="a second results directory: print the tables side by side, e.g. min_max against z_score "
                         "(default: none)")
+    p.add_argument("--check", type=Path, default=None, metavar="OTHER_DIR",
+                   help="a study of the same space (another seed): classify its trials with the boundary fitted "
+                        "on RESULTS_DIR and say how many it gets right, overall and per outcome (default: none)")
     p.add_argument("--where", default=None, metavar="QUERY",
                    help="analyse only the trials matching a pandas query, e.g. \"optimizer == 'sgd'\" "
                         "(default: all trials)")
+    p.add_argument("--format", choices=FORMATS, default="text",
+                   help="text for people, or json: the whole analysis for programs (default: text)")
 
 
 def _bins(text: str) -> int:
@@ -730,7 +585,7 @@ def _pair(studies: list[Results], text: str) -> tuple[str, str]:
 
 
 def _finished_or_error(res: Results, df: pd.DataFrame) -> None:
-    if _finished(df).empty:
+    if finished(df).empty:
         what = "match --where" if len(df) != len(res.trials) else "have finished"
         raise ResultsError(f"{res.path}: no trials {what} yet ({res.counts()})")
 
@@ -747,10 +602,37 @@ def main(args) -> int:
                                f"their metrics cannot share a table")
     for r, f in zip(studies, frames):
         _finished_or_error(r, f)
+    checked = None
+    if getattr(args, "check", None) is not None:
+        checked = _load(args.check, args.where)
+        same_space(res, checked[0])
+        _finished_or_error(*checked)
     params = _select(studies, args)
     pair = _pair(studies, args.pair) if args.pair else None
-    print("\n".join(_report(studies, frames, params, pair, args)))
+    if getattr(args, "format", "text") == "json":
+        data = analysis(res, df, params, args.bins)
+        if len(studies) > 1:
+            data["compare"] = analysis(studies[1], frames[1], [p for p in params if p in studies[1].params],
+                                       args.bins)
+        if checked is not None:
+            data["check"] = check(res, df, params, *checked)
+        print(json.dumps(data, indent=2, default=_jsonable))
+        return 0
+    lines = _report(studies, frames, params, pair, args)
+    if checked is not None:
+        lines += ["", *check_lines(check(res, df, params, *checked), str(checked[0].path))]
+    print("\n".join(lines))
     return 0
+
+
+def _jsonable(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return _finite(float(v))
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    return str(v)
 
 
 def report_lines(res: Results, *, params: list[str] | None = None, bins: int = 5,
@@ -774,20 +656,24 @@ def _report(studies, frames, params, pair, args) -> list[str]:
     lines = []
     labels = _labels(studies)
     for r, df, label in zip(studies, frames, labels):
-        fin = _finished(df)
+        fin = finished(df)
         sel = f" · where {args.where}: {len(df)} of {len(r.trials)} trials" if args.where else ""
         lines.append(f"study {label} · {r.counts()} · metric {r.metric} "
                      f"({'higher' if r.maximize else 'lower'} is better){sel}")
         if len(fin) != len(df):
-            lines.append(f"  rates count the {len(fin)} finished trials (completed, diverged or pruned)")
+            lines.append(f"  rates count the {len(fin)} finished trials (completed, failed or pruned)")
+        chance = pd.to_numeric(fin["chance"], errors="coerce").dropna() if "chance" in fin else ()
+        if len(chance):
+            lines.append(f"  chance level (majority-class rate of the validation split): {chance.median():.4f}")
         if r.guessed:
             lines.append("  (no meta.json: parameters and scales guessed from trials.csv)")
+    kinds = shown_kinds(frames)
     for p in params:
         owners = [r for r in studies if p in r.params]
         binning = make_binning(p, owners, args.bins)
         lines.append("")
         if len(studies) == 1:
-            lines += param_table(studies[0], frames[0], binning)
+            lines += param_table(studies[0], frames[0], binning, kinds)
         else:
             lines += compare_table(studies, frames, labels, binning)
     if pair:
@@ -812,10 +698,10 @@ def _report(studies, frames, params, pair, args) -> list[str]:
 
 
 def _sharpness(res: Results, df: pd.DataFrame) -> list[str]:
-    """How well lr·λ_max > limit separates the diverged trials, next to the fitted lr edge."""
+    """How well lr·λ_max > limit separates the diverged trials, next to the fitted lr edge of divergence."""
     from hpsearch.results.sharpness import separation
 
-    fin = _finished(df)
+    fin = finished(df)
     lr_edge = divergence_edge(res, df, "lr") if "lr" in res.params else None
     threshold = lr_edge.threshold if lr_edge is not None and lr_edge.side == ">" else None
     lines = separation(fin, diverged_mask(fin), threshold)
@@ -831,11 +717,11 @@ def _compare_edges(labels: list[str], edges: list[Edge | None]) -> list[str]:
         e = a or b
         return ["", f"Compared: {has} has an edge ({e.text}); {hasnt} has none that the data show."]
     if a.param != b.param or a.side != b.side:
-        return ["", f"Compared: {labels[0]} diverges when {a.text}; {labels[1]} when {b.text}."]
+        return ["", f"Compared: {labels[0]} fails when {a.text}; {labels[1]} when {b.text}."]
     if a.threshold == b.threshold:
         return ["", f"Compared: the same edge in both ({a.text})."]
     lo, hi = sorted([(a.threshold, labels[0]), (b.threshold, labels[1])])
     factor = f"{hi[0] / lo[0]:.1f}× " if a.log and lo[0] > 0 else ""
     lower = lo[1] if a.side == ">" else hi[1]
-    return ["", f"Compared: {labels[0]} diverges when {a.text}, {labels[1]} when {b.text} — the edge of {lower} is "
-                f"{factor}{'lower' if a.side == '>' else 'higher'}, so it blows up sooner."]
+    return ["", f"Compared: {labels[0]} fails when {a.text}, {labels[1]} when {b.text} — the edge of {lower} is "
+                f"{factor}{'lower' if a.side == '>' else 'higher'}, so it fails sooner."]

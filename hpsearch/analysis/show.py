@@ -1,4 +1,4 @@
-"""``hpsearch show``: the best, worst and diverged trials of a results directory, as tables."""
+"""``hpsearch show``: the best and worst trials that learned, and the failed ones by kind, as tables."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import pandas as pd
 
 from hpsearch._args import whole
 from hpsearch.results import (
-    DIVERGED_REASONS,
     Results,
     aliases,
     column,
     display_columns,
-    diverged_mask,
+    failed_mask,
+    kind_counts,
+    kinds_text,
     open_results,
     ranked,
     table,
@@ -55,7 +56,7 @@ class _Section:
 
 
 def sections(res: Results, df: pd.DataFrame, top: int, worst: int) -> tuple[list[_Section], list[str]]:
-    """The tables ``show`` prints, and the notes between them (no completed trials, no diverged...)."""
+    """The tables ``show`` prints, and the notes between them (no completed trials, none failed...)."""
     cols = display_columns(df, res.params)
     heads = {"value": res.metric_label, "best_epoch": "epoch", "number": "trial", "prune_reason": "reason",
              "div_epoch": "epoch", "div_step": "step", "div_where": "where"}
@@ -78,18 +79,19 @@ def sections(res: Results, df: pd.DataFrame, top: int, worst: int) -> tuple[list
             if len(w):
                 out.append(_Section("worst", f"Worst {len(w)} completed", w, ["rank", *cols, "value", "best_epoch"],
                                     heads))
-    div = df[diverged_mask(df)]
-    if len(div):
-        reasons = div["prune_reason"].value_counts()
-        detail = ", ".join(f"{r} {int(reasons[r])}" for r in DIVERGED_REASONS if reasons.get(r, 0))
-        where_cols = ["div_where"] if "div_where" in div and div["div_where"].notna().any() else []
+    bad = df[failed_mask(df)]
+    if len(bad):
+        where_cols = ["div_where"] if "div_where" in bad and bad["div_where"].notna().any() else []
         # lr·λ_max at the first traced step against the optimizer's stability limit (hpsearch.results.sharpness)
-        sharp_cols = [c for c in ("lr_sharpness", "sharpness_limit") if c in div and div[c].notna().any()]
-        heads = {**heads, "lr_sharpness": "lr·λ_max", "sharpness_limit": "limit"}
-        out.append(_Section("diverged", f"Diverged {len(div)} of {len(df)} ({detail})", div.sort_values("number"),
-                            [*cols, "prune_reason", "div_epoch", "div_step", *where_cols, *sharp_cols], heads))
+        sharp_cols = [c for c in ("lr_sharpness", "sharpness_limit") if c in bad and bad[c].notna().any()]
+        heads = {**heads, "lr_sharpness": "lr·λ_max", "sharpness_limit": "limit", "outcome": "kind",
+                 "val_accuracy": "last val_acc"}
+        last = ["val_accuracy"] if "val_accuracy" in bad and bad["val_accuracy"].notna().any() else []
+        out.append(_Section("failed", f"Failed {len(bad)} of {len(df)} ({kinds_text(kind_counts(df))})",
+                            bad.sort_values("number"),
+                            [*cols, "outcome", "div_epoch", "div_step", *where_cols, *last, *sharp_cols], heads))
     else:
-        notes.append(f"No trial diverged (0 of {len(df)}).")
+        notes.append(f"No trial failed (0 of {len(df)}): every finished trial learned.")
     return out, notes
 
 
@@ -126,7 +128,7 @@ def render(res: Results, df: pd.DataFrame, args) -> str:
         lines.append("")
         lines += [f"## {s.title}", ""] if md else [s.title]
         lines.append(table(s.rows, s.columns, markdown=md, headers=s.headers))
-        if s.key == "diverged":
+        if s.key == "failed":
             lines += _sharpness_stories(res, s.rows)
     for note in notes:
         lines.append("")
@@ -153,7 +155,7 @@ def _sharpness_stories(res: Results, div: pd.DataFrame, limit: int = 10) -> list
 
 
 def _other_states(df: pd.DataFrame, lines: list[str], md: bool) -> None:
-    others = df[(df["state"] == "PRUNED") & ~diverged_mask(df)]
+    others = df[(df["state"] == "PRUNED") & ~failed_mask(df)]
     if len(others):
         lines += ["", f"Stopped by the pruner: {len(others)} (trials {_numbers(others)})."]
     failed = df[df["state"] == "FAIL"]
