@@ -28,7 +28,7 @@ PLOTS = ("pair", "history", "curves", "divergence")
 def run(space, trials: int | None = None, jobs: int | None = None, epochs: int | None = None,
         dataset: str | None = None, seed: int | None = None, name: str | None = None, out="results",
         storage: str | None = None, sampler: str | None = None, pruner: str | None = None,
-        test_top: int | None = None, trial_timeout: float | None = None, quiet: bool = False) -> "Study":
+        test_top: int | None = None, trial_timeout: float | None = None, quiet: bool = False) -> Study:
     """Run (or resume) a study of ``space`` (a TOML file's path, or a :class:`hpsearch.space.Space`).
 
     Every ``None`` takes the value of the file's ``[study]`` table, as on the command
@@ -97,7 +97,7 @@ class _NoSignals:
         return contextlib.nullcontext(self)
 
 
-def open(path, *, storage: str | None = None) -> "Study":  # noqa: A001 - hpsearch.open(dir) reads like open(file)
+def open(path, *, storage: str | None = None) -> Study:  # noqa: A001 - hpsearch.open(dir) reads like open(file)
     """An existing study: its results directory (``results/<name>``).
 
     ``storage`` is needed only to rebuild models of a study kept in a database
@@ -108,12 +108,22 @@ def open(path, *, storage: str | None = None) -> "Study":  # noqa: A001 - hpsear
 
 @dataclasses.dataclass
 class Regions:
-    """``regions`` as an object: per-parameter bins, the boundary rules, the lr edge; ``print`` it for the report."""
+    """``regions`` as an object: per-parameter bins, the boundary rules, the edge; ``print`` it for the report."""
 
-    tables: dict  # parameter -> DataFrame (bin, trials, diverged, rate, best, median, has_best)
-    rules: pd.DataFrame  # the decision tree's leaves: rule, trials, diverged, rate
-    edge: object | None  # hpsearch.analysis.regions.Edge: the one-parameter split, or None
+    tables: dict  # parameter -> DataFrame: bin, trials, ok, failed, fail_rate, best, median, best_run, kinds
+    rules: pd.DataFrame  # the decision tree's leaves: rule, trials, failed, rate (empty when too few trials failed)
+    edge: dict | None  # the one-parameter split that best separates failure: param, side, value, text …
+    kinds: dict  # failure kind -> trials
+    data: dict  # everything, JSON-ready (what ``regions --format json`` prints)
     text: str
+
+
+def _bins_frame(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    if "kinds" in df:
+        kinds = pd.DataFrame(list(df.pop("kinds")), index=df.index).fillna(0).astype(int)
+        df = pd.concat([df, kinds], axis=1)
+    return df
 
     def __str__(self) -> str:
         return self.text
@@ -215,15 +225,12 @@ class Study:
         return ranked(self.results.trials, self.metric, worst=True).head(n).reset_index(drop=True)
 
     def failed(self) -> pd.DataFrame:
-        """Trials that did not complete: diverged, or a failure of another kind (FAIL), by number."""
-        df = self.results.trials
-        if "outcome" in df:
-            mask = df["outcome"].notna() & (df["outcome"] != "ok") & (df["state"] != "RUNNING")
-        else:
-            from hpsearch.results import diverged_mask
+        """Trials that failed, by number: a failure kind (``outcome``: overflow, nan, collapsed, dead,
+        stalled), or an error of the trial process itself (state FAIL, ``fail_reason``)."""
+        from hpsearch.results import failed_mask
 
-            mask = diverged_mask(df) | (df["state"] == "FAIL")
-        return df[mask].sort_values("number").reset_index(drop=True)
+        df = self.results.trials
+        return df[failed_mask(df) | (df["state"] == "FAIL")].sort_values("number").reset_index(drop=True)
 
     def summary(self, top: int = 10, worst: int = 10) -> str:
         """The best / worst / diverged tables as ``run`` prints them."""
@@ -251,22 +258,11 @@ class Study:
         res = self.results
         text = "\n".join(rg.report_lines(res, params=params, bins=bins, pair=pair))
         chosen = res.check_params(list(params)) if params else res.params
-        tables = {}
-        for p in chosen:
-            rows = rg.bin_rows(res, res.trials, rg.make_binning(p, [res], bins))
-            df = pd.DataFrame([dataclasses.asdict(r) for r in rows]).rename(columns={"label": "bin"})
-            if not df.empty:
-                df["rate"] = df["diverged"] / df["trials"].where(df["trials"] > 0)
-            tables[p] = df
-        numeric = [p for p in chosen if res.is_numeric(p)]
-        fin = res.finished
-        rules = pd.DataFrame(columns=["rule", "trials", "diverged", "rate"])
-        if len(fin) and rg.diverged_mask(fin).any() and not rg.diverged_mask(fin).all():
-            found, _ = rg.tree_rules(res, res.trials, chosen)
-            rules = pd.DataFrame([{"rule": r.words, "trials": r.trials, "diverged": r.diverged,
-                                   "rate": r.diverged / r.trials if r.trials else float("nan")} for r in found])
-        edge = rg.primary_edge(res, res.trials, numeric) if numeric else None
-        return Regions(tables, rules, edge, text)
+        data = rg.analysis(res, res.trials, chosen, bins)
+        tables = {p: _bins_frame(rows) for p, rows in data["tables"].items()}
+        rules = pd.DataFrame(data["rules"], columns=["rule", "trials", "failed"])
+        rules["rate"] = rules["failed"] / rules["trials"]
+        return Regions(tables, rules, data["edge"], data["kinds"], data, text)
 
     def narrow(self, top: float = 0.2, name: str | None = None) -> Narrowed:
         """A narrower space around the best ``top`` trials (a fraction, or a count), away from divergence."""

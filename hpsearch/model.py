@@ -116,11 +116,11 @@ class Model:
             "classes": np.array(self.classes, dtype=str),
             "info": np.array(json.dumps(self.info, default=_plain)),
         }
-        for i, (W, b) in enumerate(zip(net.W, net.b), 1):
+        for i, (W, b) in enumerate(zip(net.W, net.b, strict=True), 1):
             out[f"W_{i}"], out[f"b_{i}"] = W.copy(), b.copy()
-        for i, (g, be) in enumerate(zip(net.gamma, net.beta), 1):
+        for i, (g, be) in enumerate(zip(net.gamma, net.beta, strict=True), 1):
             out[f"gamma_{i}"], out[f"beta_{i}"] = g.copy(), be.copy()
-        for i, (m, v) in enumerate(zip(net.running_mean, net.running_var), 1):
+        for i, (m, v) in enumerate(zip(net.running_mean, net.running_var, strict=True), 1):
             out[f"mean_{i}"], out[f"var_{i}"] = m.copy(), v.copy()
         return out
 
@@ -172,11 +172,11 @@ def load_model(path) -> Model:
     network = MLP(MLPConfig.from_dict(config), sizes[0], sizes[-1])
     if tuple(network.sizes) != tuple(sizes):
         raise HPSearchError(f"{path}: layer sizes {sizes} do not match the configuration's {network.sizes}")
-    for i, (W, b) in enumerate(zip(network.W, network.b), 1):
+    for i, (W, b) in enumerate(zip(network.W, network.b, strict=True), 1):
         W[...], b[...] = a[f"W_{i}"], a[f"b_{i}"]
-    for i, (g, be) in enumerate(zip(network.gamma, network.beta), 1):
+    for i, (g, be) in enumerate(zip(network.gamma, network.beta, strict=True), 1):
         g[...], be[...] = a[f"gamma_{i}"], a[f"beta_{i}"]
-    for i, (m, v) in enumerate(zip(network.running_mean, network.running_var), 1):
+    for i, (m, v) in enumerate(zip(network.running_mean, network.running_var, strict=True), 1):
         m[...], v[...] = a[f"mean_{i}"], a[f"var_{i}"]
     shift, scale = (np.asarray(a[k], dtype=np.float32) for k in ("norm_shift", "norm_scale"))
     normalizer = Normalizer(norm_name, norm_axis, sizes[0], shift, scale, int(a["norm_constant"]))

@@ -172,6 +172,8 @@ def test_regions_narrow_and_plot_are_objects(study):
 
     r = study.regions()
     assert "lr" in r.tables and r.tables["lr"]["trials"].sum() == len(study.trials)
+    assert {"bin", "ok", "failed", "fail_rate"} <= set(r.tables["lr"].columns)
+    assert r.data["trials"] == len(study.trials) and list(r.rules.columns) == ["rule", "trials", "failed", "rate"]
     assert "by lr" in str(r)
     n = study.narrow(top=4)
     assert n.top == 4 and "lr" in set(n.changes["parameter"])

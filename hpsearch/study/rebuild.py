@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 import optuna
+from threadpoolctl import threadpool_limits
 
 from hpsearch import data as datasets
 from hpsearch.errors import DataError, ResultsError
@@ -79,8 +80,9 @@ def rebuild(results_dir, number: int, *, storage: str | None = None) -> Model:
     config = space.suggest(optuna.trial.FixedTrial(t.params, t.number))
     seed = int(t.user_attrs["seed"])
     prepared = prepared_data(results_dir, meta, study.user_attrs.get(ATTR_SOURCE))
-    history = objective.retrain(config, prepared, epochs=t.user_attrs.get("best_epoch") or meta["epochs"],
-                                metric=meta["metric"], seed=seed)
+    with threadpool_limits(1):  # as the trial ran: one BLAS thread, the same sums in the same order
+        history = objective.retrain(config, prepared, epochs=t.user_attrs.get("best_epoch") or meta["epochs"],
+                                    metric=meta["metric"], seed=seed)
     value = history.best_value
     if value is None or not math.isfinite(value) or abs(value - t.value) > TOLERANCE:
         raise ResultsError(f"{results_dir}: trial {number} rebuilt gives {meta['metric']} {value}, but the trial "

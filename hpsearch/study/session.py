@@ -117,7 +117,7 @@ class Context:
                              prune=s.pruner != "none", trial_timeout=trial_timeout,
                              storage_url=self.storage_url,
                              models_dir=None if self.results_dir is None else self.results_dir / MODELS_DIR,
-                             study_name=s.name)
+                             study_name=s.name, patience=s.patience)
 
     @property
     def uses_journal(self) -> bool:
@@ -135,7 +135,11 @@ class Context:
 
 
 def _settings_dict(settings) -> dict:
-    return {k: getattr(settings, k) for k in SETTINGS_KEYS}
+    """The settings that make a study what it is; ``patience`` only when set, so older studies still match."""
+    out = {k: getattr(settings, k) for k in SETTINGS_KEYS}
+    if settings.patience:
+        out["patience"] = settings.patience
+    return out
 
 
 def _identity(space: Space, settings) -> dict:
@@ -381,8 +385,9 @@ def _saved_score(path: Path, prepared: objective.Prepared, metric: str) -> dict 
         model = load_model(path)
     except HPSearchError:
         return None
-    test = model.evaluate(prepared.x_test, prepared.y_test)
-    val = model.evaluate(prepared.x_val, prepared.y_val)
+    with threadpool_limits(1):  # small products: BLAS threads only wait on each other
+        test = model.evaluate(prepared.x_test, prepared.y_test)
+        val = model.evaluate(prepared.x_val, prepared.y_val)
     return {"test_accuracy": test["accuracy"], "test_loss": objective._finite_or_none(test["loss"]),
             "val": objective._finite_or_none(val[metric.removeprefix("val_")])}
 
