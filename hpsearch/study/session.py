@@ -117,7 +117,7 @@ class Context:
                              prune=s.pruner != "none", trial_timeout=trial_timeout,
                              storage_url=self.storage_url,
                              models_dir=None if self.results_dir is None else self.results_dir / MODELS_DIR,
-                             study_name=s.name, patience=s.patience)
+                             study_name=s.name)
 
     @property
     def uses_journal(self) -> bool:
@@ -135,11 +135,7 @@ class Context:
 
 
 def _settings_dict(settings) -> dict:
-    """The settings that make a study what it is; ``patience`` only when set, so older studies still match."""
-    out = {k: getattr(settings, k) for k in SETTINGS_KEYS}
-    if settings.patience:
-        out["patience"] = settings.patience
-    return out
+    return {k: getattr(settings, k) for k in SETTINGS_KEYS}
 
 
 def _identity(space: Space, settings) -> dict:
