@@ -36,6 +36,9 @@ def add_arguments(run) -> None:
     run.add_argument("--pruner", choices=PRUNERS, default=None,
                      help="stop weak trials early on the per-epoch validation metric "
                           "(default: [study] pruner, else none)")
+    run.add_argument("--patience", type=whole("--patience", 0), default=None, metavar="EPOCHS",
+                     help="stop a trial after this many epochs without a better validation metric; its value stays "
+                          "its best epoch's (default: [study] patience, else 0: never)")
     run.add_argument("--test-top", type=whole("--test-top", 0), default=None, metavar="K",
                      help="score the best K runs on the test set at the end (default: [study] test_top, else 10)")
 
@@ -49,7 +52,8 @@ def main(args) -> int:
     require_fork("hpsearch run")
     jobs = args.jobs or runner.default_jobs()
     overrides = {"dataset": args.dataset, "epochs": args.epochs, "name": args.name, "seed": args.seed,
-                 "sampler": args.sampler, "pruner": args.pruner, "test_top": args.test_top}
+                 "sampler": args.sampler, "pruner": args.pruner, "test_top": args.test_top,
+                 "patience": args.patience}
     n_trials = args.trials or space.study.trials
     rep = runner.Reporter(quiet=args.quiet)
     with runner.Signals() as signals:
@@ -107,7 +111,7 @@ def resume_command(args, n_trials: int) -> str:
     parts = ["python", "-m", "hpsearch", "run", str(args.space), "--trials", str(n_trials)]
     for flag, value in (("--epochs", args.epochs), ("--dataset", args.dataset), ("--name", args.name),
                         ("--seed", args.seed), ("--sampler", args.sampler), ("--pruner", args.pruner),
-                        ("--test-top", args.test_top), ("--jobs", args.jobs),
+                        ("--test-top", args.test_top), ("--patience", args.patience), ("--jobs", args.jobs),
                         ("--trial-timeout", args.trial_timeout)):
         if value is not None:
             parts += [flag, str(value)]

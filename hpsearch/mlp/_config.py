@@ -50,6 +50,7 @@ CONSTRAINTS: Mapping[str, Constraint] = MappingProxyType({
     "bn_momentum": Interval("float", **_FRACTION),
     "batch_size": Interval("int", low=1),
     "epochs": Interval("int", low=1),
+    "patience": Interval("int", low=0),
     "dtype": Choice("dtype", dict.fromkeys(DTYPES)),
     "seed": Interval("int", low=0),
 })
@@ -108,6 +109,7 @@ class MLPConfig:
     bn_momentum: float = 0.9
     batch_size: int = 100
     epochs: int = 10
+    patience: int = 0  # stop after this many epochs without a better validation metric (0: never)
     dtype: str = "float32"  # or "float64"
     seed: int = 0
 

@@ -40,6 +40,7 @@ class History:
     model: MLP | None = None
     notes: list[str] = field(default_factory=list)
     metric: str = "val_accuracy"
+    stopped_early: int | None = None  # the last epoch run, when ``config.patience`` stopped the run before the end
     chance: float | None = None  # majority-class rate of the validation labels
     outcome: str | None = None  # "ok", "collapsed" or "stalled" (see hpsearch.mlp._outcome.classify)
 
@@ -178,8 +179,13 @@ def _epochs(config, run, evaluate, history, shuffle_rng, train_set, val_set,
         history.epochs.append({"epoch": epoch, **metrics, "seconds": time.perf_counter() - t0})
         if on_epoch is not None:
             on_epoch(epoch, dict(metrics))
+        # early stopping: no better metric for `patience` epochs
+        stop = bool(config.patience) and epoch < config.epochs and epoch - (history.best_epoch or 0) >= config.patience
         if watch is not None:
-            dead.after_epoch(watch, epoch, epoch == config.epochs, run.step)
+            dead.after_epoch(watch, epoch, epoch == config.epochs or stop, run.step)
+        if stop:
+            history.stopped_early = epoch
+            break
     if keep_best and best_state is not None:
         model.set_state(best_state)
 

@@ -113,6 +113,7 @@ def trials_frame(study: optuna.Study, param_order: list[str] | None = None, cons
                 row[k] = v
         row.update(dict(zip(CURVE_COLUMNS, last[1:5])))
         row["epochs_run"] = len(curve)
+        row["stopped_early"] = ua.get("stopped_early")  # the epoch early stopping ended the trial at
         test = tests.get(str(t.number), {})
         row["test_accuracy"] = test.get("test_accuracy")
         row["div_epoch"] = ua.get("div_epoch")

@@ -24,6 +24,7 @@ class StudySettings:
     sampler: str = "random"
     pruner: str = "none"
     test_top: int = 10  # how many of the best runs get a test-set score at the end
+    patience: int = 0  # a trial stops after this many epochs without a better validation metric (0: never)
 
     @property
     def direction(self) -> str:
@@ -40,6 +41,7 @@ _STUDY_RULES: dict[str, _Rule] = {
     "sampler": _Rule("name", family="sampler", registry=lambda: dict.fromkeys(SAMPLERS)),
     "pruner": _Rule("name", family="pruner", registry=lambda: dict.fromkeys(PRUNERS)),
     "test_top": _Rule("int", low=0),
+    "patience": _Rule("int", low=0),
 }
 
 

@@ -82,10 +82,11 @@ def split_config(config: dict) -> tuple[dict, dict]:
     return data_opts, mlp_opts
 
 
-def build(config: dict, prepared: Prepared, *, epochs: int, seed: int):
+def build(config: dict, prepared: Prepared, *, epochs: int, seed: int, patience: int = 0):
     """(MLPConfig, normalized train/val/test arrays) for one configuration."""
     data_opts, mlp_opts = split_config(config)
     mlp_opts.setdefault("epochs", epochs)
+    mlp_opts.setdefault("patience", patience)
     mlp_opts["seed"] = seed
     mlp_config = MLPConfig.from_dict(mlp_opts)
     x_tr, x_val, x_test = prepared.normalized(data_opts["normalizer"], data_opts["norm_axis"])
@@ -113,6 +114,7 @@ def run_trial(
     seed: int,
     prune: bool,
     keep=None,
+    patience: int = 0,
 ) -> tuple[optuna.trial.TrialState, float | None]:
     """Train one configuration, report every epoch, and record the outcome as user attributes.
 
@@ -121,7 +123,7 @@ def run_trial(
     is called with the History (its model at the best epoch) when the trial completes
     (the run saves it as a model file).
     """
-    mlp_config, x_tr, x_val, _ = build(config, prepared, epochs=epochs, seed=seed)
+    mlp_config, x_tr, x_val, _ = build(config, prepared, epochs=epochs, seed=seed, patience=patience)
     trial.set_user_attr("seed", seed)
     trial.set_user_attr("hidden", list(mlp_config.hidden))
     curve: list[list] = []
@@ -169,6 +171,8 @@ def run_trial(
     trial.set_user_attr("curve", curve)
     trial.set_user_attr("best_epoch", history.best_epoch)
     trial.set_user_attr("steps", history.steps)
+    if history.stopped_early is not None:
+        trial.set_user_attr("stopped_early", history.stopped_early)
     if history.notes:
         trial.set_user_attr("notes", list(history.notes))
     value = _finite_or_none(history.best_value)

@@ -117,7 +117,7 @@ class Context:
                              prune=s.pruner != "none", trial_timeout=trial_timeout,
                              storage_url=self.storage_url,
                              models_dir=None if self.results_dir is None else self.results_dir / MODELS_DIR,
-                             study_name=s.name)
+                             study_name=s.name, patience=s.patience)
 
     @property
     def uses_journal(self) -> bool:
@@ -135,7 +135,11 @@ class Context:
 
 
 def _settings_dict(settings) -> dict:
-    return {k: getattr(settings, k) for k in SETTINGS_KEYS}
+    """The settings that make a study what it is; ``patience`` only when set, so older studies still match."""
+    out = {k: getattr(settings, k) for k in SETTINGS_KEYS}
+    if settings.patience:
+        out["patience"] = settings.patience
+    return out
 
 
 def _identity(space: Space, settings) -> dict:
@@ -163,6 +167,8 @@ def _difference(stored: str | None, space: Space, settings) -> str | None:
         return "its stored fingerprint is unreadable"
     new = json.loads(_fingerprint(space, settings) if "v" in old else _legacy_fingerprint(space, settings))
     show = lambda v: "(absent)" if v is None else (v if isinstance(v, str) else json.dumps(v))  # noqa: E731
+    defaults = {"patience": 0}  # settings stored only when not their default
+    old, new = {**defaults, **old}, {**defaults, **new}
     diffs = [f"{k} {show(old.get(k))} → {show(new.get(k))}"
              for k in sorted(set(old) | set(new)) if k != "v" and old.get(k) != new.get(k)]
     return clip(", ".join(diffs) or "the stored fingerprint differs", 400)
@@ -471,5 +477,6 @@ def header(ctx: Context, jobs: int) -> list[str]:
         f"({len(p.y_train):,} train / {len(p.y_val):,} val{test})",
         f"space: {ctx.space.describe()}",
         f"sampler {s.sampler} (seed {s.seed}) · pruner {s.pruner} · {s.epochs} epoch{'s' if s.epochs != 1 else ''}"
+        f"{f' (patience {s.patience})' if s.patience else ''}"
         f" · {jobs} worker{'s' if jobs != 1 else ''} · storage {where}",
     ]

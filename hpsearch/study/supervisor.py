@@ -59,6 +59,7 @@ class RunOptions:
     trial_timeout: float | None = None
     storage_url: str | None = None
     models_dir: Path | None = None  # where a completed trial saves its best-epoch model (None: not saved)
+    patience: int = 0  # early stopping: epochs without a better validation metric (0: never)
     study_name: str = ""
 
 
@@ -141,6 +142,7 @@ def _train_and_tell(trial: optuna.Trial, config: dict, seed: int, prepared, opts
     try:
         state, value = objective.run_trial(
             trial, config, prepared, epochs=opts.epochs, metric=opts.metric, seed=seed, prune=opts.prune,
+            patience=opts.patience,
             keep=None if opts.models_dir is None else keeper(trial.number, config, seed, prepared, opts),
         )
     except (StorageError, optuna.exceptions.UpdateFinishedTrialError):
