@@ -7,7 +7,7 @@ failure edge (see :func:`hpsearch.analysis._boundary.failure_edge`: a split wher
 fail — any kind: overflow, nan, collapsed, dead, stalled — at least 3 of them, Fisher p < 0.01)
 is kept on the safe side of it. Only trials that learned (outcome ``ok``) are ever centred
 on: failed and chance-level trials are never "top". A choice keeps the options the top
-trials used, less those that still mostly fail inside the narrowed ranges. Constants,
+trials used, less those that still fail often inside the narrowed ranges. Constants,
 ``when`` conditions and ``[study]`` stay
 (the study gets a new name so its results do not mix with the original's); a conditional
 parameter whose condition can no longer hold is dropped, and said so.
@@ -168,6 +168,7 @@ def plan(res: Results, space, top: pd.DataFrame) -> list[Change]:
         key = "hidden_1" if variable and name.startswith("hidden_") else name
         groups.setdefault(key, []).append(name)
     changes = []
+    edged: set[str] = set()  # numeric parameters with a failure edge of their own
     for key, names in groups.items():
         dist = dists[key]
         label = "hidden nodes" if len(names) > 1 else key
@@ -194,24 +195,30 @@ def plan(res: Results, space, top: pd.DataFrame) -> list[Change]:
         if edge is not None:
             lo, hi, edge_note = _apply_edge(res, key, dist, lo, hi, edge)
             note += f"; {edge_note}"
+            edged.add(key)
         if (lo, hi) == (dist.low, dist.high):
             changes.append(Change(key, label, before, "unchanged", note))
         else:
             step = f" step {dist.step}" if getattr(dist, "step", None) not in (None, 1) else ""
             changes.append(Change(key, label, before, f"{num(lo, 3)} – {num(hi, 3)}{step}", note,
                                   (type(dist.low)(lo), type(dist.high)(hi))))
-    _drop_failing_options(res, dists, groups, changes)
+    _drop_failing_options(res, dists, {k: v for k, v in groups.items() if k in edged or not edged}, changes)
     return changes
 
 
 def _drop_failing_options(res: Results, dists: dict, groups: dict[str, list[str]], changes: list[Change]) -> None:
-    """Drop a kept option that still mostly fails inside the narrowed numeric ranges.
+    """Drop a kept option that still fails often inside the narrowed ranges of the parameters
+    that have a failure edge (``groups``: all numeric ones when none has).
 
     The edge of a numeric parameter can differ by option (momentum and adam fail at a far
-    lower lr than plain SGD), and a space file cannot give each option its own range; so
-    an option under which at least half of the study's trials inside the new ranges failed
-    (and at least 3 of them) goes, as long as another option stays.
+    lower lr than plain SGD), and a space file cannot give each option its own range; so an
+    option goes, as long as another stays, when at least 3 of the study's trials with it
+    inside the new ranges failed and either half of them did or it fails significantly more
+    often than the option that fails least there (Fisher's exact test, p < 0.05, and a
+    quarter of its trials or more).
     """
+    from scipy.stats import fisher_exact
+
     fin = finished(res.trials)
     inside = np.ones(len(fin), bool)
     by_key = {c.key: c for c in changes}
@@ -232,18 +239,27 @@ def _drop_failing_options(res: Results, dists: dict, groups: dict[str, list[str]
             continue
         keep = list(c.new if c.new is not None else dist.choices)
         labels = fin[c.key].astype(str).to_numpy()
-        rates = {}
+        counts = {}
         for o in keep:
             m = inside & (labels == str(o))
-            n, d = int(m.sum()), int(failed[m].sum())
-            if d >= MIN_CLASS and d / n >= EDGE_RATE:
-                rates[o] = (d, n)
-        going = sorted(rates, key=lambda o: -rates[o][0] / rates[o][1])[:len(keep) - 1]
+            counts[o] = (int(failed[m].sum()), int(m.sum()))
+        seen = {o: dn for o, dn in counts.items() if dn[1]}
+        if len(seen) < 2:
+            continue
+        safest = min(seen, key=lambda o: seen[o][0] / seen[o][1])
+        sd, sn = seen[safest]
+        going = []
+        for o, (d, n) in sorted(seen.items(), key=lambda kv: -kv[1][0] / kv[1][1]):
+            if o == safest or d < MIN_CLASS:
+                continue
+            worse = d / n >= 0.25 and fisher_exact([[d, n - d], [sd, sn - sd]], alternative="greater")[1] < 0.05
+            if d / n >= EDGE_RATE or worse:
+                going.append(o)
         if not going:
             continue
         keep = tuple(o for o in keep if o not in going)
-        why = "; ".join(f"dropped {_options([o])[1:-1]} ({rates[o][0]} of {rates[o][1]} trials with it inside the "
-                        f"new ranges failed)" for o in going)
+        why = "; ".join(f"dropped {_options([o])[1:-1]} ({counts[o][0]} of {counts[o][1]} trials with it inside the "
+                        f"new ranges failed, {sd} of {sn} with {_options([safest])[1:-1]})" for o in going)
         c.note = why if c.new is None else f"{c.note}; {why}"
         c.after, c.new = _options(keep), keep
 

@@ -126,6 +126,7 @@ def run_trial(
     mlp_config, x_tr, x_val, _ = build(config, prepared, epochs=epochs, seed=seed, patience=patience)
     trial.set_user_attr("seed", seed)
     trial.set_user_attr("hidden", list(mlp_config.hidden))
+    trial.set_user_attr("chance", chance_level(prepared.y_val, prepared.n_classes))  # what a constant answer scores
     curve: list[list] = []
 
     def on_epoch(epoch: int, metrics: dict) -> None:
@@ -181,7 +182,6 @@ def run_trial(
         trial.set_user_attr("outcome", "nan")
         return optuna.trial.TrialState.PRUNED, None
     trial.set_user_attr("outcome", history.outcome)
-    trial.set_user_attr("chance", history.chance)
     if history.outcome != OK:  # at chance at the end: recorded like a divergence, so it never outranks a learner
         trial.set_user_attr("prune_reason", history.outcome)
         trial.set_user_attr("final_value", value)
