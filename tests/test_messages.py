@@ -122,3 +122,21 @@ def test_a_worker_accepts_the_path_of_a_studys_journal(tmp_path, capsys):
     assert cli.main(["worker", "--storage", f"journal:{journal}", "--study", "q", "-q", "--jobs", "1"]) == 0
     assert cli.main(["worker", "--storage", str(tmp_path / "nope.log"), "--study", "q", "-q"]) == 2
     assert "no such journal file" in capsys.readouterr().err
+
+
+def test_show_on_a_space_file_or_a_results_root_says_what_it_is(tmp_path, capsys):
+    path = tmp_path / "q.toml"
+    path.write_text(textwrap.dedent(SMALL))
+    out = tmp_path / "out"
+    assert cli.main(["run", str(path), "--out", str(out), "-q", "--jobs", "1"]) == 0
+    capsys.readouterr()
+    assert cli.main(["show", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == (f"hpsearch: {path}: a file, not a results directory — a space file: "
+                                               f"run it with `hpsearch run`")
+    assert cli.main(["show", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == f"hpsearch: {out} is a results root, not a study; its study: {out / 'q'}"
+    path.with_name("r.toml").write_text(textwrap.dedent(SMALL).replace('name = "q"', 'name = "r"'))
+    assert cli.main(["run", str(path.with_name("r.toml")), "--out", str(out), "-q", "--jobs", "1"]) == 0
+    capsys.readouterr()
+    assert cli.main(["regions", str(out)]) == 2
+    assert f"name one of its 2 studies: {out / 'q'}, {out / 'r'}" in capsys.readouterr().err

@@ -277,10 +277,20 @@ def where(res: Results, query: str) -> pd.DataFrame:
 def load_trials(results_dir: Path) -> pd.DataFrame:
     """trials.csv of a results directory, or one clear error."""
     results_dir = Path(results_dir)
+    if results_dir.is_file():
+        hint = " — a space file: run it with `hpsearch run`" if results_dir.suffix == ".toml" else ""
+        if results_dir.name == "trials.csv":
+            hint = f" — give its directory: {results_dir.parent}"
+        raise ResultsError(f"{results_dir}: a file, not a results directory{hint}")
     if not results_dir.is_dir():
         raise ResultsError(f"{results_dir}: no such results directory")
     path = results_dir / "trials.csv"
     if not path.is_file():
+        inside = sorted(p.parent.name for p in results_dir.glob("*/trials.csv"))
+        if inside:  # the results root: say which studies it holds
+            shown = ", ".join(str(results_dir / n) for n in inside[:8]) + (", …" if len(inside) > 8 else "")
+            what = f"its study: {shown}" if len(inside) == 1 else f"name one of its {len(inside)} studies: {shown}"
+            raise ResultsError(f"{results_dir} is a results root, not a study; {what}")
         raise ResultsError(f"{results_dir}: not an hpsearch results directory (no trials.csv)")
     try:
         # only an empty cell is missing: "nan" is a divergence reason, not a missing value
