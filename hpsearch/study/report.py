@@ -50,7 +50,8 @@ class Reporter:
                 print(line, file=self.stream, flush=True)
 
     def line(self, p: Progress) -> str:
-        """`` 63/100 ━━━━╸   best 0.9757 (#41) · diverged 0 · 0:09 elapsed · ~0:05 left``."""
+        """`` 63/100 ━━━━╸   best 0.9757 (#41) · failed 3 · 0:09 elapsed · ~0:05 left``: failed counts every
+        kind (overflow, nan, collapsed, dead, stalled); trials that crashed are ``errors``."""
         if self._start_finished is None:
             self._start_finished = p.finished
         elapsed = time.monotonic() - self.t0
@@ -63,8 +64,8 @@ class Reporter:
         bar_w = 30
         full = int(frac * bar_w)
         bar = "━" * full + ("╸" if full < bar_w else "") + " " * max(0, bar_w - full - 1)
-        extra = f" · failed {p.failed}" if p.failed else ""
-        return (f" {p.finished:>{len(str(p.total))}}/{p.total} {bar}  {best} · diverged {p.diverged}{extra}"
+        extra = f" · errors {p.failed}" if p.failed else ""
+        return (f" {p.finished:>{len(str(p.total))}}/{p.total} {bar}  {best} · failed {p.diverged}{extra}"
                 f" · {_clock(elapsed)} elapsed{left}")
 
     def end_progress(self) -> None:

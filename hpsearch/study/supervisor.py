@@ -42,7 +42,7 @@ from hpsearch.study.trials import (
     slot_of,
     uses_heartbeat,
 )
-from hpsearch.vocabulary import DIVERGED_REASONS, WORKER_ID as WORKER_ID_ATTR, WORKER_LOCK, model_file
+from hpsearch.vocabulary import FAILURES, WORKER_ID as WORKER_ID_ATTR, WORKER_LOCK, model_file
 
 HEARTBEAT_SECONDS = stores.HEARTBEAT_SECONDS
 #: exit status of a trial process that could not record its result (the storage failed)
@@ -380,8 +380,8 @@ def progress(study: optuna.Study, total: int) -> Progress:
     trials = study.get_trials(deepcopy=False)
     c = effective_trials(study)
     p = Progress(finished=min(c["finished"], total), total=total, running=c["RUNNING"], failed=c["FAIL"])
-    p.diverged = sum(
-        1 for t in trials if t.state == TrialState.PRUNED and t.user_attrs.get("prune_reason") in DIVERGED_REASONS
+    p.diverged = sum(  # every way of failing, not only divergence (hpsearch.vocabulary.FAILURES)
+        1 for t in trials if t.state == TrialState.PRUNED and t.user_attrs.get("prune_reason") in FAILURES
     )
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     if complete:
