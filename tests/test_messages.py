@@ -140,3 +140,15 @@ def test_show_on_a_space_file_or_a_results_root_says_what_it_is(tmp_path, capsys
     capsys.readouterr()
     assert cli.main(["regions", str(out)]) == 2
     assert f"name one of its 2 studies: {out / 'q'}, {out / 'r'}" in capsys.readouterr().err
+
+
+def test_a_bare_value_in_where_is_told_to_be_quoted(tmp_path, capsys):
+    path = tmp_path / "q.toml"
+    path.write_text(textwrap.dedent(SMALL).replace("lr = 0.1", 'lr = 0.1\nnormalizer = { choice = ["min_max", "z_score"] }'))
+    out = tmp_path / "out"
+    assert cli.main(["run", str(path), "--out", str(out), "-q", "--jobs", "1", "--trials", "4"]) == 0
+    capsys.readouterr()
+    assert cli.main(["show", str(out / "q"), "--where", "normalizer == z_score"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("'z_score' is a value of column 'normalizer', not a column; "
+                        "quote it: \"normalizer == 'z_score'\""), err

@@ -261,6 +261,12 @@ def where(res: Results, query: str) -> pd.DataFrame:
         mask = frame.eval(query)
     except pd.errors.UndefinedVariableError as exc:
         name = re.search(r"name '([^']+)'", str(exc))
+        word = name.group(1) if name else None
+        holders = [c for c in res.trials.columns if not pd.api.types.is_numeric_dtype(res.trials[c])
+                   and (res.trials[c].astype("string") == word).any()]
+        if holders:  # a bare word that is a value, not a column: it needs quotes
+            raise ResultsError(f"--where {query!r}: {word!r} is a value of column {holders[0]!r}, not a column; "
+                               f"quote it: \"{holders[0]} == '{word}'\"") from None
         raise ResultsError(f"--where {query!r}: unknown column {name.group(1) if name else '?'!r}"
                            f"{did_you_mean(name.group(1), frame.columns) if name else ''} "
                            f"(columns: {', '.join(map(str, res.trials.columns))})") from None
