@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -207,3 +210,44 @@ def test_the_mlp_core_trains_on_plain_arrays_without_a_study():
                     x[200:], y[200:], keep_best=True)
     assert history.best_value > 0.9
     assert history.model.evaluate(x[200:], y[200:])["accuracy"] == history.best_value
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in env.read_bytes():
+                found.append(int(env.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_run_from_python_writes_the_files_raises_interrupted_and_leaves_no_process(tmp_path, sig):
+    space = tmp_path / "space.toml"
+    space.write_text(textwrap.dedent(SPACE).replace("epochs = 4", "epochs = 60").replace("trials = 10", "trials = 200"))
+    marker = f"HPSEARCH_API_MARKER={os.getpid()}-{sig}-{time.time()}"
+    key, value = marker.split("=")
+    code = textwrap.dedent(f"""
+        import hpsearch
+        try:
+            hpsearch.run({str(space)!r}, jobs=2, out={str(tmp_path / "out")!r}, quiet=True)
+        except hpsearch.Interrupted as exc:
+            print("interrupted", exc.signum)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, key: value}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    journal = tmp_path / "out" / "api" / "optuna-journal.log"
+    deadline = time.monotonic() + 60
+    while not (journal.is_file() and journal.read_text().count('"state":1') >= 2):  # two trials finished
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert f"interrupted {int(sig)}" in out, err
+    trials = pd.read_csv(tmp_path / "out" / "api" / "trials.csv")
+    assert (trials["state"] == "COMPLETE").sum() >= 1
+    time.sleep(0.5)
+    assert _processes_with(marker) == []
