@@ -346,7 +346,7 @@ def step_breakdown(batch: int, repeats: int) -> dict:
         ws.train_step(opt)
         parts = {
             "step": us(lambda: ws.train_step(opt)),
-            "layer-1 GEMMs": us(lambda: (h1.forward_dot(ws.x, out=ws.u1T), layer1_grad())),
+            "layer-1 GEMMs": us(lambda: (h1.forward_dot(ws.xT, out=h1.u), layer1_grad())),
             "other GEMMs": us(lambda: (h2.forward_dot(h1.aug, out=h2.u), ws.out_dot(h2.aug, out=ws.out),
                                        ws.out_grad_dot(ws.deltaT, out=dWb[2]), ws.out_back_dot(ws.delta, out=h2.g),
                                        h2.grad_dot(h2.gT, out=dWb[1]), h2.back_dot(h2.g, out=h1.g),

@@ -349,6 +349,75 @@ def test_the_fused_first_layer_update_is_plain_sgd_and_reports_overflow(dtype, k
         assert (info.value.reason, info.value.where) == ("overflow", where)
 
 
+def _steps(config, x, y, fast, cuts=None, steps=5, scale_w=None):
+    """``(params, outputs)`` after ``steps`` plain-SGD steps of a fused workspace over batches
+    of ``x`` (sorted by first nonzero input with ``cuts``), the fast step on or off; or the
+    ``(reason, where)`` of the Blowup that stopped them."""
+    from hpsearch.mlp._optimizers import SGD
+    from hpsearch.mlp._train import _scaled_targets
+    from hpsearch.mlp._workspace import ERRSTATE, Blowup, Workspace
+
+    m, d = config.batch_size, x.shape[1]
+    model, opt = MLP(config, d, 3, rng=np.random.default_rng(1)), SGD(config.lr)
+    if scale_w is not None:
+        model.W[scale_w[0]][...] *= scale_w[1]
+    ws = Workspace(model, m, train=True, grad_scale=opt.prescale)
+    assert ws.fuse_sgd(opt)
+    assert ws._fast is not None
+    if not fast:
+        ws._fast = None
+    first = (x != 0).argmax(axis=1)
+    if cuts is not None:
+        ws.set_blocks(np.array(cuts), first)
+    ts = _scaled_targets(y, 3, x.dtype, ws.scale)
+    outs = []
+    with np.errstate(**ERRSTATE):
+        for step in range(steps):
+            idx = np.random.default_rng(step).permutation(len(x))[:m]
+            if cuts is not None:
+                idx = idx[np.argsort(first[idx], kind="stable")]
+            ws.load(x, ts, idx)
+            out = np.empty((3, m), x.dtype)
+            try:
+                ws.train_step(opt, out)
+            except Blowup as b:
+                return b.reason, b.where
+            outs.append(out)
+    return model.params.copy(), np.stack(outs)
+
+
+@pytest.mark.parametrize("hidden", [(6,), (6, 5), (7, 6, 5)])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("cuts", [None, [0, 4, 8], [0, 2, 5, 9]])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_fast_step_computes_what_the_plain_step_does(hidden, activation, cuts, dtype):
+    # Workspace._fast_step (fused plain SGD without batch norm, dropout, weight decay or
+    # shifted inputs) makes the same calls as the plain step: the same weights and outputs,
+    # bit for bit, step after step, with and without column blocks
+    from hpsearch.mlp import _blas
+
+    if _blas.update_kernel(dtype) is None:
+        pytest.skip("no BLAS kernel passed the probe here")
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 12)).astype(dtype)
+    x[:, :8][rng.random((40, 8)) < 0.7] = 0.0  # leading zeros: the blocks skip some rows
+    y = rng.integers(0, 3, 40)
+    config = MLPConfig(hidden=hidden, activation=activation, lr=0.1, batch_size=8, dtype=dtype)
+    fast, plain = (_steps(config, x, y, f, cuts) for f in (True, False))
+    np.testing.assert_array_equal(fast[0], plain[0])
+    np.testing.assert_array_equal(fast[1], plain[1])
+    # a blow-up is reported at the same stage: hidden layer 2's product, the output layer's
+    big = 1e20 if dtype == "float32" else 1e160
+    for layer in range(len(hidden) + 1):
+        blown = [_steps(config.replace(activation="identity"), x * big, y, f, cuts, scale_w=(layer, big))
+                 for f in (True, False)]
+        if isinstance(blown[1][1], str):
+            assert blown[0] == blown[1]
+        else:  # the same inf and nan where nothing raised (a BLAS product's overflow, say)
+            np.testing.assert_array_equal(blown[0][0], blown[1][0])
+            np.testing.assert_array_equal(blown[0][1], blown[1][1])
+
+
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_a_workspace_fuses_the_update_of_fusable_optimizers_only(name):
     from hpsearch.mlp import _blas
