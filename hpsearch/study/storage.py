@@ -38,7 +38,7 @@ from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import BaseJournalBackend
 
 from hpsearch.study import _optuna
 from hpsearch.errors import StorageError
@@ -174,20 +174,32 @@ class _FlockLock:
 _RECORD_START = b'{"op_code":'
 
 
-class JournalFile(JournalFileBackend):
-    """Optuna's journal file backend that never appends after, or stops at, a cut record."""
+class _BrokenLine(Exception):
+    def __init__(self, number: int):
+        self.number = number
 
-    def __init__(self, file_path: str):
-        self._lock_obj = _FlockLock(file_path)
-        super().__init__(file_path, lock_obj=self._lock_obj)
-        self.aside = file_path + ".broken"
-        with self._lock_obj:
+
+class JournalFile(BaseJournalBackend):
+    """Optuna's journal file format (one JSON record a line), written so that no record is ever cut or glued.
+
+    Implements Optuna's public backend interface (``read_logs``, ``append_logs``);
+    the write lock is an ``flock``.
+    """
+
+    def __init__(self, path: str):
+        self.path = str(path)
+        self.aside = self.path + ".broken"
+        self._lock = _FlockLock(self.path)
+        self._offsets = {0: 0}  # record number → byte offset of its line
+        with self._lock:
+            if not os.path.exists(self.path):
+                open(self.path, "ab").close()
             self._cut_partial_tail()
 
     def append_logs(self, logs: list[dict]) -> None:
         data = ("\n".join(json.dumps(r, separators=(",", ":")) for r in logs) + "\n").encode("utf-8")
-        with self._lock_obj:
-            fd = os.open(self._file_path, os.O_RDWR | os.O_APPEND)
+        with self._lock:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
             try:
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -204,44 +216,52 @@ class JournalFile(JournalFileBackend):
                     except OSError:
                         pass
                     if isinstance(exc, OSError):
-                        raise StorageError(write_failed(self._file_path, exc)) from None
+                        raise StorageError(write_failed(self.path, exc)) from None
                     raise
             finally:
                 os.close(fd)
 
     def read_logs(self, log_number_from: int):
         number = log_number_from
-        for attempt in range(2):
+        repaired = False
+        while True:
             try:
-                for record in super().read_logs(number):
+                for n, record in self._records(number):
                     yield record
-                    number += 1
-                if not self._broken_last_line():
-                    return
-                raise ValueError("a broken last record")
-            except ValueError:  # a broken record inside the file (JSONDecodeError is a ValueError)
-                if attempt:
-                    raise StorageError(f"{self._file_path}: a record after line {number} cannot be read "
-                                       f"even after setting broken ones aside") from None
-                with self._lock_obj:
+                    number = n + 1
+                return
+            except _BrokenLine as broken:  # a complete line that is no record: a cut one with the next glued on
+                if repaired:
+                    raise StorageError(f"{self.path}: record {broken.number + 1} cannot be read even after "
+                                       f"setting broken ones aside") from None
+                with self._lock:
                     self._salvage()
-                # the repair changed nothing before the broken record
-                self._log_number_offset = {k: v for k, v in self._log_number_offset.items() if k <= number}
+                # the repair changed nothing before the broken line
+                self._offsets = {k: v for k, v in self._offsets.items() if k <= broken.number}
+                repaired = True
 
-    def _broken_last_line(self) -> bool:
-        """Optuna's reader stops quietly at a last line it cannot parse: is there one?"""
-        end = self._log_number_offset[max(self._log_number_offset)]
-        if os.stat(self._file_path).st_size <= end:
-            return False  # everything was read (the usual case: no extra read)
-        with open(self._file_path, "rb") as f:
-            f.seek(end)
-            lines = f.read().split(b"\n")[:-1]  # complete lines only: the last may be being written
-        return any(not _parses(line) for line in lines)
+    def _records(self, log_number_from: int):
+        """(number, record) from ``log_number_from`` on; stops at a last line still being written."""
+        start = max(k for k in self._offsets if k <= log_number_from)
+        with open(self.path, "rb") as f:
+            f.seek(self._offsets[start])
+            number = start
+            for line in f:
+                if not line.endswith(b"\n"):
+                    return  # being written now (a cut one is set aside before anything follows it)
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    raise _BrokenLine(number) from None
+                self._offsets[number + 1] = self._offsets[number] + len(line)
+                if number >= log_number_from:
+                    yield number, record
+                number += 1
 
     # -- repairs; the caller holds the lock
 
     def _cut_partial_tail(self) -> None:
-        with open(self._file_path, "rb+") as f:
+        with open(self.path, "rb+") as f:
             size = f.seek(0, os.SEEK_END)
             if size == 0:
                 return
@@ -256,13 +276,13 @@ class JournalFile(JournalFileBackend):
             f.flush()
             os.fsync(f.fileno())
         log.warning("%s ended in a cut record (%d bytes, kept in %s); every complete record is kept",
-                    self._file_path, len(tail), Path(self.aside).name)
+                    self.path, len(tail), Path(self.aside).name)
 
     def _salvage(self) -> None:
         """Rewrite the journal with every complete record; broken fragments go to the aside file."""
-        with open(self._file_path, "rb") as f:
+        with open(self.path, "rb") as f:
             lines = f.read().split(b"\n")
-        tail = lines.pop()  # after the last newline: b"" or a cut record
+        tail = lines.pop()  # after the last newline: b"", or a cut record (writers hold the lock we hold)
         kept, broken = [], []
         for line in lines:
             if _parses(line):
@@ -282,14 +302,14 @@ class JournalFile(JournalFileBackend):
         if not broken:
             return
         self._set_aside(broken)
-        tmp = f"{self._file_path}.{os.getpid()}.repair"
+        tmp = f"{self.path}.{os.getpid()}.repair"
         with open(tmp, "wb") as f:
             f.write(b"".join(line + b"\n" for line in kept))
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, self._file_path)
+        os.replace(tmp, self.path)
         log.warning("%s held %d broken record(s) (kept in %s); the %d complete records are kept",
-                    self._file_path, len(broken), Path(self.aside).name, len(kept))
+                    self.path, len(broken), Path(self.aside).name, len(kept))
 
     def _set_aside(self, chunks: list[bytes]) -> None:
         try:
