@@ -16,7 +16,18 @@ from hpsearch.results.files import (
     remove_stale_temporaries,
     trials_frame,
 )
-from hpsearch.results.reader import Results, aliases, column, infer_scale, load_trials, open_results, read_meta, where
+from hpsearch.results.reader import (
+    Results,
+    aliases,
+    column,
+    infer_scale,
+    load_trials,
+    open_results,
+    read_meta,
+    read_trials,
+    typed,
+    where,
+)
 from hpsearch.results.tables import (
     derive_outcome,
     display_columns,
@@ -35,5 +46,5 @@ __all__ = [
     "kinds_text",
     "INT_COLUMNS", "NUMERIC_COLUMNS", "RESULT_COLUMNS", "SHORT", "Results", "aliases", "column", "infer_scale",
     "atomic_write", "curves_frame", "display_columns", "diverged_mask", "divergence_frame", "export", "load_trials",
-    "open_results", "ranked", "read_meta", "remove_stale_temporaries", "summary_text", "table", "trials_frame", "where",
+    "open_results", "ranked", "read_meta", "read_trials", "typed", "remove_stale_temporaries", "summary_text", "table", "trials_frame", "where",
 ]

@@ -20,7 +20,7 @@ import pandas as pd
 
 from hpsearch._registry import did_you_mean
 from hpsearch.errors import ResultsError
-from hpsearch.results.columns import CURVE_COLUMNS, NUMERIC_COLUMNS, RESULT_COLUMNS, SHORT
+from hpsearch.results.columns import CURVE_COLUMNS, INT_COLUMNS, NUMERIC_COLUMNS, RESULT_COLUMNS, SHORT
 from hpsearch.results.tables import derive_outcome, diverged_mask, failed_mask, kind_counts, kinds_text, ranked
 
 #: a positive numeric column spanning more than this ratio is read on a log scale (when meta.json is missing)
@@ -317,6 +317,39 @@ def load_trials(results_dir: Path) -> pd.DataFrame:
                                f"is not a number")
         df[col] = values
     return df
+
+
+#: trials.csv columns of text (an all-empty one is still text, not float)
+TEXT_COLUMNS = ("state", "outcome", "prune_reason", "fail_reason", "div_where", "hidden", "worker", "datetime_start")
+
+
+def typed(df: pd.DataFrame, scales: dict | None = None) -> pd.DataFrame:
+    """``df`` (a trials frame) with each column's real type: counts and widths as nullable integers
+    (``Int64``: 17, not 17.0; missing is ``<NA>``), text as ``string``, measurements as floats,
+    and the parameters by their scale (``int``/``log_int`` → ``Int64``)."""
+    out = df.copy()
+    scales = scales or {}
+    for col in out.columns:
+        whole = col in INT_COLUMNS or col == "trial_seed" or re.fullmatch(r"hidden_\d+", col) \
+            or scales.get(col) in ("int", "log_int")
+        if col in TEXT_COLUMNS:
+            out[col] = out[col].astype("string")
+        elif whole:
+            values = pd.to_numeric(out[col], errors="coerce")
+            if (values.dropna() % 1 == 0).all():
+                out[col] = values.round().astype("Int64")
+        elif col in NUMERIC_COLUMNS or scales.get(col) in ("linear", "log"):
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    return out
+
+
+def read_trials(results_dir) -> pd.DataFrame:
+    """trials.csv of a results directory with every column's real type (see :func:`typed`).
+
+    ``pd.read_csv`` alone reads a column of whole numbers with a gap as float64 and an
+    all-empty text column as float64; this is the reader to use from Python.
+    """
+    return typed(load_trials(results_dir), read_meta(results_dir).get("scales"))
 
 
 def read_meta(results_dir: Path) -> dict:
