@@ -99,7 +99,9 @@ def test_diverged_trials_are_pruned_with_reason_and_trace_and_no_nan_value(tmp_p
     trace = read(tmp_path, "hot", "divergence.csv")
     assert set(trace["number"]) == set(df["number"])
     assert trace.groupby("number").size().min() >= 1
-    assert "Failed 4 of 4 (pruned: " in (tmp_path / "out" / "hot" / "summary.md").read_text()
+    summary = (tmp_path / "out" / "hot" / "summary.md").read_text()
+    assert summary.startswith("# hpsearch study hot\n") and "## Failed 4 of 4 (overflow" in summary
+    assert "| trial | hidden |" in summary and "```" not in summary  # real Markdown tables
 
 
 def test_running_again_resumes_up_to_the_requested_trials_and_keeps_finished_ones(tmp_path):

@@ -203,18 +203,21 @@ def test_meta_json_parameter_order_is_used(tmp_path):
     assert open_results(d).params == meta["params"]
 
 
-def test_failed_trials_are_listed_with_their_reason_and_re_run(tmp_path, capsys):
+def test_crashed_trials_are_listed_with_their_reason_and_interrupted_ones_with_their_re_run(tmp_path, capsys):
     d = make_study(tmp_path, n=12)
     df = pd.read_csv(d / "trials.csv", keep_default_na=False, na_values=[""])
     df["fail_reason"] = df["fail_reason"].astype(object)
-    df.loc[[3, 4], ["state", "value", "fail_reason"]] = ["FAIL", None, "worker killed by SIGSEGV"]
+    df.loc[[3, 4], ["state", "value"]] = ["FAIL", None]
+    df.loc[3, "fail_reason"] = "interrupted: its worker process is gone"
+    df.loc[4, "fail_reason"] = "crash: the trial process was killed by SIGSEGV"
     df.loc[3, "retried_as"] = 11
     df.to_csv(d / "trials.csv", index=False)
     code, out, _ = show(capsys, d)
     assert code == 0
-    assert "2 failed" in out.splitlines()[0]
+    head = out.splitlines()[0]
+    assert "11 trials:" in head and "1 crashed or timed out" in head and "1 interrupted and run again" in head
     lines = out.splitlines()
-    at = lines.index("Failed 2")
-    assert lines[at + 1].split() == ["trial", "reason", "re-run", "as"]
-    assert lines[at + 2].split() == ["3", "worker", "killed", "by", "SIGSEGV", "11"]
-    assert lines[at + 3].split() == ["4", "worker", "killed", "by", "SIGSEGV"]
+    at = lines.index("Crashed or timed out 1")
+    assert lines[at + 1].split() == ["trial", "reason"]
+    assert lines[at + 2].split() == ["4", "crash:", "the", "trial", "process", "was", "killed", "by", "SIGSEGV"]
+    assert "Interrupted and run again: 1 (trial→re-run: 3→11); they are no results." in lines

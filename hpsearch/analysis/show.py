@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -13,15 +12,11 @@ from hpsearch.results import (
     Results,
     aliases,
     column,
-    display_columns,
-    failed_mask,
-    kind_counts,
-    kinds_text,
     open_results,
-    ranked,
-    table,
     where,
 )
+from hpsearch.results.tables import render as render_sections
+from hpsearch.results.tables import sections as table_sections
 
 FORMATS = ("text", "markdown", "csv")
 
@@ -46,53 +41,9 @@ def add_arguments(p) -> None:
                         "(default: all trials)")
 
 
-@dataclass
-class _Section:
-    key: str  # best | worst | diverged
-    title: str
-    rows: pd.DataFrame
-    columns: list[str]
-    headers: dict
-
-
-def sections(res: Results, df: pd.DataFrame, top: int, worst: int) -> tuple[list[_Section], list[str]]:
-    """The tables ``show`` prints, and the notes between them (no completed trials, none failed...)."""
-    cols = display_columns(df, res.params)
-    heads = {"value": res.metric_label, "best_epoch": "epoch", "number": "trial", "prune_reason": "reason",
-             "div_epoch": "epoch", "div_step": "step", "div_where": "where"}
-    value_cols = ["value", "best_epoch"]
-    if "test_accuracy" in df and df["test_accuracy"].notna().any():
-        value_cols.append("test_accuracy")
-    done = ranked(df[df["value"].notna()], res.metric)
-    done.insert(0, "rank", range(1, len(done) + 1))
-    out, notes = [], []
-    if done.empty:
-        notes.append(f"No completed trials ({len(df)} {'match' if len(df) != len(res.trials) else 'run'}).")
-    else:
-        if top:
-            best = done.head(top)
-            out.append(_Section("best", f"Best {len(best)} of {len(done)} completed ({res.metric}, best epoch)",
-                                best, ["rank", *cols, *value_cols], heads))
-        if worst:
-            rest = done.iloc[min(top, len(done)):]
-            w = rest.tail(worst).iloc[::-1]
-            if len(w):
-                out.append(_Section("worst", f"Worst {len(w)} completed", w, ["rank", *cols, "value", "best_epoch"],
-                                    heads))
-    bad = df[failed_mask(df)]
-    if len(bad):
-        where_cols = ["div_where"] if "div_where" in bad and bad["div_where"].notna().any() else []
-        # lr·λ_max at the first traced step against the optimizer's stability limit (hpsearch.results.sharpness)
-        sharp_cols = [c for c in ("lr_sharpness", "sharpness_limit") if c in bad and bad[c].notna().any()]
-        heads = {**heads, "lr_sharpness": "lr·λ_max", "sharpness_limit": "limit", "outcome": "kind",
-                 "val_accuracy": "last val_acc"}
-        last = ["val_accuracy"] if "val_accuracy" in bad and bad["val_accuracy"].notna().any() else []
-        out.append(_Section("failed", f"Failed {len(bad)} of {len(df)} ({kinds_text(kind_counts(df))})",
-                            bad.sort_values("number"),
-                            [*cols, "outcome", "div_epoch", "div_step", *where_cols, *last, *sharp_cols], heads))
-    else:
-        notes.append(f"No trial failed (0 of {len(df)}): every finished trial learned.")
-    return out, notes
+def sections(res: Results, df: pd.DataFrame, top: int, worst: int):
+    """The tables ``show`` prints: the same as ``run``'s and summary.md's (:func:`hpsearch.results.tables.sections`)."""
+    return table_sections(df, res.metric, res.params, top, worst)
 
 
 def render(res: Results, df: pd.DataFrame, args) -> str:
@@ -125,15 +76,10 @@ def render(res: Results, df: pd.DataFrame, args) -> str:
     if res.guessed:
         lines.append(f"(no meta.json: metric and parameters guessed from trials.csv — {', '.join(res.params)})")
     for s in secs:
-        lines.append("")
-        lines += [f"## {s.title}", ""] if md else [s.title]
-        lines.append(table(s.rows, s.columns, markdown=md, headers=s.headers))
+        lines += render_sections([s], [], markdown=md)
         if s.key == "failed":
             lines += _sharpness_stories(res, s.rows)
-    for note in notes:
-        lines.append("")
-        lines.append(note)
-    _other_states(df, lines, md)
+    lines += render_sections([], notes, markdown=md)
     return "\n".join(lines) + "\n"
 
 
@@ -152,22 +98,6 @@ def _sharpness_stories(res: Results, div: pd.DataFrame, limit: int = 10) -> list
     more = len(out) - limit
     out = out[:limit] + ([f"  … and {more} more (divergence.csv holds every trace)"] if more > 0 else [])
     return ["", "Why (sharpness λ_max of the loss, measured as the last steps are replayed):", *out] if out else []
-
-
-def _other_states(df: pd.DataFrame, lines: list[str], md: bool) -> None:
-    others = df[(df["state"] == "PRUNED") & ~failed_mask(df)]
-    if len(others):
-        lines += ["", f"Stopped by the pruner: {len(others)} (trials {_numbers(others)})."]
-    failed = df[df["state"] == "FAIL"]
-    if len(failed):
-        lines += ["", f"## Failed {len(failed)}", ""] if md else ["", f"Failed {len(failed)}"]
-        retried = "retried_as" in failed and failed["retried_as"].notna().any()
-        cols = ["number", "fail_reason"] + (["retried_as"] if retried else [])
-        lines.append(table(failed.sort_values("number"), cols, markdown=md,
-                           headers={"number": "trial", "fail_reason": "reason", "retried_as": "re-run as"}))
-    running = df[df["state"] == "RUNNING"]
-    if len(running):
-        lines += ["", f"Still running: {len(running)} (trials {_numbers(running)}); run show again for their results."]
 
 
 def _numbers(df: pd.DataFrame, limit: int = 12) -> str:

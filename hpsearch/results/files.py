@@ -169,14 +169,17 @@ def divergence_frame(study: optuna.Study) -> pd.DataFrame:
 
 
 def export(study: optuna.Study, results_dir: Path, *, param_order=None, constants=None, metric="val_accuracy",
-           header: str = "") -> pd.DataFrame:
-    """Write trials.csv, curves.csv, divergence.csv and summary.md; returns the trials frame."""
+           about: list[str] | None = None) -> pd.DataFrame:
+    """Write trials.csv, curves.csv, divergence.csv and summary.md; returns the trials frame.
+
+    ``about`` heads summary.md: its first line is the title (the study), the rest say
+    what ran (data set, space file, metric)."""
     results_dir = Path(results_dir)
     remove_stale_temporaries(results_dir)
     df = trials_frame(study, param_order, constants)
     atomic_write(results_dir / "trials.csv", df.to_csv(index=False))
     atomic_write(results_dir / "curves.csv", curves_frame(study).to_csv(index=False))
     atomic_write(results_dir / "divergence.csv", divergence_frame(study).to_csv(index=False))
-    summary = summary_text(df, metric=metric, params=param_order, markdown=True)
-    atomic_write(results_dir / "summary.md", (f"# {header}\n\n" if header else "") + summary)
+    summary = summary_text(df, metric=metric, params=param_order, markdown=True, about=about)
+    atomic_write(results_dir / "summary.md", summary)
     return df

@@ -21,7 +21,13 @@ import pandas as pd
 from hpsearch._registry import did_you_mean
 from hpsearch.errors import ResultsError
 from hpsearch.results.columns import CURVE_COLUMNS, INT_COLUMNS, NUMERIC_COLUMNS, RESULT_COLUMNS, SHORT
-from hpsearch.results.tables import derive_outcome, diverged_mask, failed_mask, kind_counts, kinds_text, ranked
+from hpsearch.results.tables import (
+    counts_line,
+    derive_outcome,
+    diverged_mask,
+    failed_mask,
+    ranked,
+)
 
 #: a positive numeric column spanning more than this ratio is read on a log scale (when meta.json is missing)
 LOG_SPAN = 100.0
@@ -72,19 +78,7 @@ class Results:
 
     def counts(self) -> str:
         """``80 trials: 59 ok, 21 failed (dead 15, overflow 6), 3 running``."""
-        df = self.trials
-        state = df["state"].value_counts()
-        failed = failed_mask(df)
-        ok = int(((df["outcome"] == "ok") & df["state"].isin(["COMPLETE", "PRUNED"])).sum())
-        detail = kinds_text(kind_counts(df))
-        parts = [f"{ok} ok", f"{int(failed.sum())} failed" + (f" ({detail})" if detail else "")]
-        pruned = int((df["state"] == "PRUNED").sum()) - int((failed & (df["state"] == "PRUNED")).sum())
-        if pruned:
-            parts.append(f"{pruned} pruned by the pruner")
-        for s, word in (("FAIL", "failed"), ("RUNNING", "running")):
-            if state.get(s, 0):
-                parts.append(f"{int(state[s])} {word}")
-        return f"{len(df)} trial{'s' if len(df) != 1 else ''}: " + ", ".join(parts)
+        return counts_line(self.trials)
 
     def is_log(self, param: str) -> bool:
         return self.scales.get(param) in ("log", "log_int")

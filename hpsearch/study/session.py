@@ -119,6 +119,15 @@ class Context:
                              models_dir=None if self.results_dir is None else self.results_dir / MODELS_DIR,
                              study_name=s.name, patience=s.patience)
 
+    def about(self) -> list[str]:
+        """What summary.md says the study is: its name, data set, space file, metric and space."""
+        s = self.settings
+        better = "higher" if s.direction == "maximize" else "lower"
+        return [f"hpsearch study {s.name}",
+                f"data set {self.dataset.describe()} · space file {self.space.source} · "
+                f"metric {s.metric} ({better} is better) · {s.epochs} epochs · seed {s.seed}",
+                f"space: {self.space.describe()}"]
+
     @property
     def uses_journal(self) -> bool:
         return stores.is_journal(_optuna.storage(self.study))
@@ -129,7 +138,7 @@ class Context:
         try:
             return results.export(self.study, self.results_dir, param_order=self.space.param_names(),
                                   constants=self.space.constants(), metric=self.settings.metric,
-                                  header=f"hpsearch study {self.settings.name}")
+                                  about=self.about())
         except OSError as exc:  # a full disk: the files stay as they were, the storage holds every result
             raise StorageError(stores.write_failed(self.results_dir, exc)) from None
 
