@@ -117,6 +117,12 @@ class Regions:
     data: dict  # everything, JSON-ready (what ``regions --format json`` prints)
     text: str
 
+    def __str__(self) -> str:
+        return self.text
+
+    def _repr_pretty_(self, p, cycle) -> None:  # IPython shows the report, not a dataclass dump
+        p.text(self.text)
+
 
 def _bins_frame(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
@@ -124,12 +130,6 @@ def _bins_frame(rows: list[dict]) -> pd.DataFrame:
         kinds = pd.DataFrame(list(df.pop("kinds")), index=df.index).fillna(0).astype(int)
         df = pd.concat([df, kinds], axis=1)
     return df
-
-    def __str__(self) -> str:
-        return self.text
-
-    def _repr_pretty_(self, p, cycle) -> None:  # IPython shows the report, not a dataclass dump
-        p.text(self.text)
 
 
 @dataclasses.dataclass

@@ -173,11 +173,13 @@ def test_export_refuses_bad_requests_in_one_line(study, capsys, argv, message):
 def test_regions_narrow_and_plot_are_objects(study):
     from matplotlib.figure import Figure
 
+    from hpsearch.analysis import regions
+
     r = study.regions()
     assert "lr" in r.tables and r.tables["lr"]["trials"].sum() == len(study.trials)
     assert {"bin", "ok", "failed", "fail_rate"} <= set(r.tables["lr"].columns)
     assert r.data["trials"] == len(study.trials) and list(r.rules.columns) == ["rule", "trials", "failed", "rate"]
-    assert "by lr" in str(r)
+    assert str(r) == "\n".join(regions.report_lines(study.results)) and "by lr" in str(r)
     n = study.narrow(top=4)
     assert n.top == 4 and "lr" in set(n.changes["parameter"])
     assert n.space().param_names()  # the text is a valid space
