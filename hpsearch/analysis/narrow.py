@@ -119,8 +119,15 @@ def shrink(values: np.ndarray, dist) -> tuple:
     lo = inv(max(f(low), f(values.min()) - margin))
     hi = inv(min(f(high), f(values.max()) + margin))
     integer = isinstance(getattr(dist, "step", None), int)
-    if not integer:
+    if not integer and log:
         lo, hi = max(low, _floor_sig(lo)), min(high, _ceil_sig(hi))
+        return lo, hi
+    if not integer:  # a linear range rounds to a grid of its own width: 0–0.4 gives 0.0, not 0.0036
+        grid = 10 ** math.floor(math.log10((high - low) / 20))
+        lo = max(low, float(f"{math.floor(lo / grid + 1e-9) * grid:.12g}"))
+        hi = min(high, float(f"{math.ceil(hi / grid - 1e-9) * grid:.12g}"))
+        if hi <= lo:
+            lo, hi = (lo, min(high, lo + grid)) if lo + grid <= high else (max(low, hi - grid), hi)
         return lo, hi
     step = dist.step
     lo = int(low + math.floor((lo - low) / step + 1e-9) * step)

@@ -16,8 +16,7 @@ pyplot state) and written atomically, so a reader never sees half a PNG.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ import pandas as pd
 
 from hpsearch._args import whole
 from hpsearch.errors import ResultsError
-from hpsearch.results import FAILURES, Results, derive_outcome, failed_mask, open_results
+from hpsearch.results import FAILURES, Results, atomic_write, derive_outcome, failed_mask, open_results
 
 #: what became of a trial -> (label, colour, marker): each failure kind of OUTCOMES has its own mark
 STYLE = {
@@ -79,14 +78,9 @@ def _save(fig, path: Path | None):
     """Write ``fig`` as a PNG at ``path`` atomically; with no path, return the figure (the library's ``plot``)."""
     if path is None:
         return fig
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=DPI)
+    atomic_write(path, png.getvalue())  # mode from the umask, like every result file
     return path
 
 
@@ -237,6 +231,9 @@ def history(res: Results, out: Path) -> Path:
                        marker=marker, label=f"{label} ({m.sum()}), no score")
     _room_for_strip(ax, res)
     ax.set_xlabel("trial number (order started)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(metric_words(res))
     ax.set_title(f"{res.name}: {metric_words(res).split(' (')[0]} of each trial, and the best so far")
     ax.grid(alpha=0.3)
@@ -268,6 +265,10 @@ def curves(res: Results, k: int, out: Path) -> Path | None:
     words = val_col.replace("val_", "validation ")
     left.set_title(f"{words} per epoch (circle: the best epoch)")
     left.set_xlabel("epoch")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (left, right):  # epochs are whole: no tick at 2.5
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_ylabel(words)
     right.set_title("training loss per epoch")
     right.set_xlabel("epoch")
@@ -276,7 +277,8 @@ def curves(res: Results, k: int, out: Path) -> Path | None:
     for ax in (left, right):
         ax.grid(alpha=0.3)
     left.legend(fontsize=8, loc="best")
-    fig.suptitle(f"{res.name}: learning curves of the best {len(top)} runs")
+    fig.suptitle(f"{res.name}: learning curves of the best {len(top)} runs" if len(top) > 1
+                 else f"{res.name}: learning curves of the best run")
     return _save(fig, out and out / "curves.png")
 
 
@@ -294,7 +296,8 @@ def divergence(res: Results, n: int, out: Path) -> Path | None:
         return None
     cols = min(3, len(chosen))
     rows = -(-len(chosen) // cols)
-    fig = _figure(4.4 * cols, 3.4 * rows + 0.8)
+    # wide enough for the title and the legend even with one trial
+    fig = _figure(max(4.4 * cols, 7.5), 3.4 * rows + 1.2)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     info = div.set_index("number")
     shown = [p for p in res.params if res.is_numeric(p)][:2]
@@ -324,7 +327,8 @@ def divergence(res: Results, n: int, out: Path) -> Path | None:
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)
     more = f" ({len(chosen)} of {len(div)}, the longest traces)" if len(div) > len(chosen) else ""
-    fig.suptitle(f"{res.name}: the last steps before divergence{more}; dotted line: the step it blew up")
+    fig.suptitle(f"{res.name}: the last steps before divergence{more}\ndotted line: the step it blew up",
+                 fontsize=10)
     return _save(fig, out and out / "divergence.png")
 
 

@@ -23,8 +23,8 @@ from hpsearch.results.tables import summary_text
 from hpsearch.vocabulary import ATTR_OUTCOME, ATTR_TEST, FAILURES, OK, OPTUNA_RETRY_ROOT, RETRY_OF, WORKER_ID
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part.
+def atomic_write(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (or bytes) to ``path`` so that readers see the old file or the new one, never a part.
 
     The temporary file is created like any other file (the umask decides its mode)
     and named after this process, so a later export can remove what a killed one left.
@@ -33,7 +33,8 @@ def atomic_write(path: Path, text: str) -> None:
     tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "w", newline="") as fh:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w", **({} if isinstance(text, bytes) else
+                                                                         {"newline": ""})) as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
