@@ -8,7 +8,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from hpsearch.errors import DataError, Diverged, HPSearchError
+from hpsearch.errors import DataError, Dead, Diverged, HPSearchError
 from hpsearch.mlp import ACTIVATIONS, MLP, OPTIMIZERS, TRACE_COLUMNS, History, MLPConfig, train
 from hpsearch.mlp._reorder import InputOrder
 
@@ -182,8 +182,14 @@ def test_step_activation_trains_only_the_output_layer(digits):
 
 
 def test_zeros_init_is_noted(digits):
-    history = train(DEFAULT.replace(weight_init="zeros", epochs=1), *digits)
+    history = train(DEFAULT.replace(weight_init="zeros", epochs=1), *digits, stop_dead=False)
     assert any("same weights" in note for note in history.notes)
+
+
+def test_a_zeros_initialized_relu_network_is_dead_from_the_first_epoch(digits):
+    # every pre-activation is 0, so every ReLU unit passes no gradient: dead, and stopped at once
+    with pytest.raises(Dead, match=r"hidden layer 1 outputs the same value for every training input at epoch 1"):
+        train(DEFAULT.replace(weight_init="zeros", activation="relu", epochs=3), *digits)
 
 
 @pytest.mark.parametrize("changes, at_least", [
