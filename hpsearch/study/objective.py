@@ -2,8 +2,11 @@
 
 This is the only module that touches both an Optuna trial and the MLP core; it
 turns a configuration into ``hpsearch.mlp.train`` arguments and the outcome into
-trial attributes. Divergence is recorded as a pruned trial with its reason and
-trace; any other exception is left to the caller, which records a failure.
+trial attributes. Every trial gets an ``outcome`` (``hpsearch.vocabulary.OUTCOMES``): a
+run that learned is COMPLETE; one that failed — diverged (with its trace), died (a dead
+hidden layer, stopped at once), collapsed or stalled at chance — is recorded as a pruned
+trial with its kind as ``prune_reason``, so no sampler ranks it above one that learned.
+Any other exception is left to the caller, which records a failure.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from hpsearch import data as datasets
 from hpsearch.errors import Dead, Diverged
 from hpsearch.mlp import TRACE_COLUMNS, MLPConfig, train
 from hpsearch.mlp._outcome import OK, chance_level, classify
-from hpsearch.vocabulary import DATA_DEFAULTS, DATA_KEYS
+from hpsearch.vocabulary import ATTR_OUTCOME, DATA_DEFAULTS, DATA_KEYS
 
 
 
@@ -155,18 +158,18 @@ def run_trial(
         trial.set_user_attr(
             "trace", [[_finite_or_none(row.get(c)) for c in TRACE_COLUMNS] for row in div.trace]
         )
-        trial.set_user_attr("outcome", div.reason)
+        trial.set_user_attr(ATTR_OUTCOME, div.reason)
         return optuna.trial.TrialState.PRUNED, None
     except Dead as dead:  # certain, so stopped at once: a failure like divergence, never ranked
         trial.set_user_attr("curve", curve)
         trial.set_user_attr("prune_reason", dead.reason)
-        trial.set_user_attr("outcome", dead.reason)
+        trial.set_user_attr(ATTR_OUTCOME, dead.reason)
         trial.set_user_attr("div_epoch", dead.epoch)
         trial.set_user_attr("div_step", dead.step)
         trial.set_user_attr("div_where", dead.where)
         return optuna.trial.TrialState.PRUNED, None
     except optuna.TrialPruned:
-        trial.set_user_attr("outcome", _outcome_of(curve, prepared, mlp_config))
+        trial.set_user_attr(ATTR_OUTCOME, _outcome_of(curve, prepared, mlp_config))
         return optuna.trial.TrialState.PRUNED, None
 
     trial.set_user_attr("curve", curve)
@@ -179,9 +182,9 @@ def run_trial(
     value = _finite_or_none(history.best_value)
     if value is None:  # a metric that cannot rank the trial is no result
         trial.set_user_attr("prune_reason", "nan")
-        trial.set_user_attr("outcome", "nan")
+        trial.set_user_attr(ATTR_OUTCOME, "nan")
         return optuna.trial.TrialState.PRUNED, None
-    trial.set_user_attr("outcome", history.outcome)
+    trial.set_user_attr(ATTR_OUTCOME, history.outcome)
     if history.outcome != OK:  # at chance at the end: recorded like a divergence, so it never outranks a learner
         trial.set_user_attr("prune_reason", history.outcome)
         trial.set_user_attr("final_value", value)
