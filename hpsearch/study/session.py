@@ -279,7 +279,7 @@ def _create_or_resume(space, settings, storage, storage_url, results_dir: Path, 
                 f"nothing to run (see them with: python -m hpsearch show {results_dir}; "
                 f"extend the study with --trials {done + 1} or more)"
             )
-        st.fail_stale_trials(study)
+        st.fail_stale_trials(study, results_dir / st.WORKERS_DIR if stores.is_journal(storage) else None)
         st.top_up(study, n_trials)
     return study
 

@@ -348,7 +348,8 @@ class Supervisor:
         events: list[str] = []
         self._reap(events)
         if not self._stop:
-            if fail_stale_trials(self.study):
+            lock = self.lock.path if self.lock is not None else None
+            if fail_stale_trials(self.study, lock.parent if lock else None, lock):
                 events.append("trials of a dead worker were failed and queued again")
             while len(self.running) < self.opts.jobs and not self._stop:
                 tid = claim(self.study)

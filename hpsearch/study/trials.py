@@ -303,11 +303,21 @@ def _pid_is_dead(worker_id: str | None) -> bool | None:
     return False
 
 
-def _worker_is_gone(t: FrozenTrial) -> bool:
+def _live_workers(workers_dir: Path, mine: Path | None) -> bool:
+    """Whether a worker other than ``mine`` holds its lock in ``workers_dir``."""
+    if not workers_dir.is_dir():
+        return False
+    return any(p != mine and not _lock_is_dead(str(p)) for p in workers_dir.glob("*.lock"))
+
+
+def _worker_is_gone(t: FrozenTrial, workers_dir: Path | None = None, mine: Path | None = None) -> bool:
     lock = t.system_attrs.get(WORKER_LOCK)
     worker = t.system_attrs.get(WORKER_ID_ATTR)
     if lock is None and worker is None:
-        # claimed but killed before the worker could sign it: stale after a grace period
+        # claimed by a process killed before it could sign the trial: stale at once when no other
+        # worker of this results directory lives (none can be about to sign it), else after a grace period
+        if workers_dir is not None and not _live_workers(workers_dir, mine):
+            return True
         started = t.datetime_start.timestamp() if t.datetime_start else time.time()
         return time.time() - started > UNSIGNED_GRACE_SECONDS
     if lock is not None and Path(lock).is_absolute() and Path(lock).parent.is_dir():
@@ -316,8 +326,12 @@ def _worker_is_gone(t: FrozenTrial) -> bool:
     return bool(_pid_is_dead(worker))
 
 
-def fail_stale_trials(study: optuna.Study) -> int:
-    """Fail (and queue again) RUNNING trials whose worker is gone; returns how many."""
+def fail_stale_trials(study: optuna.Study, workers_dir: Path | None = None, mine: Path | None = None) -> int:
+    """Fail (and queue again) RUNNING trials whose worker is gone; returns how many.
+
+    ``workers_dir`` is where the workers of a journal study keep their locks (``mine``
+    is the caller's own): with it, a trial claimed by a process that died before it
+    signed the trial is found at once instead of after a grace period."""
     storage = _optuna.storage(study)
     if uses_heartbeat(storage):
         before = effective_trials(study)["retried"]
@@ -330,7 +344,7 @@ def fail_stale_trials(study: optuna.Study) -> int:
         return effective_trials(study)["retried"] - before
     n = 0
     for t in storage.get_all_trials(_optuna.study_id(study), deepcopy=False, states=(TrialState.RUNNING,)):
-        if _worker_is_gone(t) and mark_failed(study, _optuna.trial_id(t),
+        if _worker_is_gone(t, workers_dir, mine) and mark_failed(study, _optuna.trial_id(t),
                                               "interrupted: its worker process is gone", retry=True):
             n += 1
     return n
