@@ -36,7 +36,7 @@ def test_every_field_survives_a_json_round_trip_through_to_dict():
                        bias_init="normal", bias_mean=0.1, bias_std=0.3, bias_low=-0.2, bias_high=0.25,
                        optimizer="adam", lr=0.003, momentum=0.8, rho=0.95, beta1=0.85, beta2=0.99, eps=1e-7,
                        weight_decay=1e-4, dropout=0.25, batch_norm=True, bn_momentum=0.8, batch_size=33,
-                       epochs=7, dtype="float64", seed=11)
+                       epochs=7, patience=3, dtype="float64", seed=11)
     defaults = MLPConfig()
     assert all(getattr(config, f.name) != getattr(defaults, f.name) for f in dataclasses.fields(MLPConfig))
     d = config.to_dict()
