@@ -25,10 +25,22 @@ from hpsearch.vocabulary import MODELS_DIR, RESULT_FILES, model_file
 PLOTS = ("pair", "history", "curves", "divergence")
 
 
-def run(space, trials: int | None = None, jobs: int | None = None, epochs: int | None = None,
-        dataset: str | None = None, seed: int | None = None, name: str | None = None, out="results",
-        storage: str | None = None, sampler: str | None = None, pruner: str | None = None,
-        test_top: int | None = None, trial_timeout: float | None = None, quiet: bool = False) -> Study:
+def run(
+    space,
+    trials: int | None = None,
+    jobs: int | None = None,
+    epochs: int | None = None,
+    dataset: str | None = None,
+    seed: int | None = None,
+    name: str | None = None,
+    out="results",
+    storage: str | None = None,
+    sampler: str | None = None,
+    pruner: str | None = None,
+    test_top: int | None = None,
+    trial_timeout: float | None = None,
+    quiet: bool = False,
+) -> Study:
     """Run (or resume) a study of ``space`` (a TOML file's path, or a :class:`hpsearch.space.Space`).
 
     Every ``None`` takes the value of the file's ``[study]`` table, as on the command
@@ -48,12 +60,19 @@ def run(space, trials: int | None = None, jobs: int | None = None, epochs: int |
     _quiet_optuna(False)
     space = space if isinstance(space, Space) else load_space(space)
     jobs = jobs or runner.default_jobs()
-    overrides = {"dataset": dataset, "epochs": epochs, "name": name, "seed": seed, "sampler": sampler,
-                 "pruner": pruner, "test_top": test_top}
+    overrides = {
+        "dataset": dataset,
+        "epochs": epochs,
+        "name": name,
+        "seed": seed,
+        "sampler": sampler,
+        "pruner": pruner,
+        "test_top": test_top,
+    }
     n_trials = space.study.trials if trials is None else trials
     rep = NotebookReporter(quiet) if in_notebook() else Reporter(quiet=quiet)
     main_thread = threading.current_thread() is threading.main_thread()
-    with (runner.Signals() if main_thread else _NoSignals()) as signals:
+    with runner.Signals() if main_thread else _NoSignals() as signals:
         ctx = runner.setup_run(space, overrides, out=Path(out), storage_url=storage, n_trials=n_trials)
         with signals.deferred():
             for line in runner.header(ctx, jobs):
@@ -273,8 +292,9 @@ class Study:
         if not space_file.is_file():
             raise ResultsError(f"{self.path}: no space.toml, so there is no space to narrow")
         text, changes, k = narrowed(self.results, load_space(space_file), top, name)
-        table = pd.DataFrame([{"parameter": c.label, "before": c.before, "after": c.after, "note": c.note}
-                              for c in changes])
+        table = pd.DataFrame(
+            [{"parameter": c.label, "before": c.before, "after": c.after, "note": c.note} for c in changes]
+        )
         return Narrowed(text, table, k)
 
     def plot(self, what: str = "lr", other: str | None = None, *, top: int = 5):

@@ -38,7 +38,17 @@ def positive(option: str):
 
 def add_workers(p) -> None:
     """``--jobs`` and ``--trial-timeout``: how a run or a worker keeps its trial processes."""
-    p.add_argument("--jobs", "-j", type=whole("--jobs", 1), default=None,
-                   help="trials run at once, each in its own process (default: all cores)")
-    p.add_argument("--trial-timeout", type=positive("--trial-timeout"), default=None, metavar="SECONDS",
-                   help="stop a trial after this many seconds and record it as failed (default: no limit)")
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=whole("--jobs", 1),
+        default=None,
+        help="trials run at once, each in its own process (default: all cores)",
+    )
+    p.add_argument(
+        "--trial-timeout",
+        type=positive("--trial-timeout"),
+        default=None,
+        metavar="SECONDS",
+        help="stop a trial after this many seconds and record it as failed (default: no limit)",
+    )

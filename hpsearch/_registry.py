@@ -30,6 +30,4 @@ def lookup(registry: Mapping[str, T], name: str, family: str) -> T:
     except (KeyError, TypeError):
         allowed = ", ".join(sorted(registry))
         shown = repr(name) if len(repr(name)) <= 80 else f"{repr(name)[:60]}… ({len(repr(name)):,} characters)"
-        raise HPSearchError(
-            f"unknown {family} {shown} (allowed: {allowed}){did_you_mean(name, registry)}"
-        ) from None
+        raise HPSearchError(f"unknown {family} {shown} (allowed: {allowed}){did_you_mean(name, registry)}") from None

@@ -35,16 +35,23 @@ COMMANDS = {
     "check": Command("hpsearch.commands.check", "validate a space file and show a few sampled configurations"),
     "worker": Command("hpsearch.commands.worker", "join a running study from another machine or process"),
     "show": Command("hpsearch.analysis.show", "print the best, worst and diverged trials of a results directory"),
-    "regions": Command("hpsearch.analysis.regions",
-                       "where in the space training diverges: rates per bin, 2-D maps, the boundary"),
-    "narrow": Command("hpsearch.analysis.narrow", "write a narrower space file around the best trials, away from divergence"),
+    "regions": Command(
+        "hpsearch.analysis.regions", "where in the space training diverges: rates per bin, 2-D maps, the boundary"
+    ),
+    "narrow": Command(
+        "hpsearch.analysis.narrow", "write a narrower space file around the best trials, away from divergence"
+    ),
     "plot": Command("hpsearch.analysis.plots", "PNG figures of a study in RESULTS_DIR/plots/"),
-    "export": Command("hpsearch.commands.export",
-                      "save a trial's trained model (best epoch, normalizer included) as one .npz file"),
-    "dashboard": Command("hpsearch.commands.dashboard",
-                         "serve a study in optuna-dashboard: learning curves, scores, parameters"),
-    "edge": Command("hpsearch.analysis.edge",
-                    "predict the learning rate where a space starts to diverge, in seconds, before any study"),
+    "export": Command(
+        "hpsearch.commands.export", "save a trial's trained model (best epoch, normalizer included) as one .npz file"
+    ),
+    "dashboard": Command(
+        "hpsearch.commands.dashboard", "serve a study in optuna-dashboard: learning curves, scores, parameters"
+    ),
+    "edge": Command(
+        "hpsearch.analysis.edge",
+        "predict the learning rate where a space starts to diverge, in seconds, before any study",
+    ),
 }
 
 

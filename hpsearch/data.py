@@ -116,10 +116,7 @@ class Dataset:
             if y.dtype.kind not in "iu":
                 raise DataError(f"{self.name}: y_{part} must hold integer labels, got dtype {y.dtype}")
             if y.size and (y.min() < 0 or y.max() >= self.n_classes):
-                raise DataError(
-                    f"{self.name}: y_{part} must lie in 0..{self.n_classes - 1}, "
-                    f"got {y.min()}..{y.max()}"
-                )
+                raise DataError(f"{self.name}: y_{part} must lie in 0..{self.n_classes - 1}, got {y.min()}..{y.max()}")
             object.__setattr__(self, f"x_{part}", x)
             object.__setattr__(self, f"y_{part}", y.astype(np.int64, copy=False))
         if self.x_test is not None and self.x_test.shape[1] != self.x_train.shape[1]:
@@ -127,9 +124,7 @@ class Dataset:
                 f"{self.name}: x_test has {self.x_test.shape[1]} features, x_train has {self.x_train.shape[1]}"
             )
         if self.class_names and len(self.class_names) != self.n_classes:
-            raise DataError(
-                f"{self.name}: {len(self.class_names)} class names for {self.n_classes} classes"
-            )
+            raise DataError(f"{self.name}: {len(self.class_names)} class names for {self.n_classes} classes")
 
     @property
     def n_features(self) -> int:
@@ -166,9 +161,7 @@ def load(spec: str, *, root: Path | None = None) -> Dataset:
         if scheme == "mnist":
             if not path.is_dir():
                 raise DataError(f"mnist: directory not found: {path}")
-            stamp = tuple(
-                (p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in _mnist_candidates(path)
-            )
+            stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in _mnist_candidates(path))
             name = "mnist"
         else:
             if not path.is_file():
@@ -261,8 +254,9 @@ def _as_features(name: str, what: str, x) -> np.ndarray:
         if not np.isfinite(x).all():
             row, col = np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0]
             # counted from 1, as the csv reader counts rows and columns
-            raise DataError(f"{name}: {what} holds {_word(x.reshape(len(x), -1)[row, col])} "
-                            f"(row {row + 1}, feature {col + 1})")
+            raise DataError(
+                f"{name}: {what} holds {_word(x.reshape(len(x), -1)[row, col])} (row {row + 1}, feature {col + 1})"
+            )
         if x.size and np.abs(x).max() > _F32_MAX:
             raise DataError(f"{name}: {what} holds values beyond the float32 range (±{_F32_MAX:.3g})")
     return np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
@@ -299,9 +293,7 @@ def _load_mnist(directory: Path) -> Dataset:
         images, labels = _find_mnist_file(directory, img_stem), _find_mnist_file(directory, lab_stem)
         if (images is None) != (labels is None):
             have, missing = (images, lab_stem) if labels is None else (labels, img_stem)
-            raise DataError(
-                f"mnist: {directory} has {have.name} but not {_mnist_names(missing)[0]}[.gz] to go with it"
-            )
+            raise DataError(f"mnist: {directory} has {have.name} but not {_mnist_names(missing)[0]}[.gz] to go with it")
         if images is not None:
             x = _read_idx(images, _IMAGES_MAGIC)
             y = _read_idx(labels, _LABELS_MAGIC)
@@ -321,9 +313,7 @@ def _load_mnist(directory: Path) -> Dataset:
     if len(parts) == 2:
         (x_tr, y_tr, tr_name), (x_te, y_te, te_name) = parts["train"], parts["t10k"]
         if x_tr.shape[1:] != x_te.shape[1:]:
-            raise DataError(
-                f"mnist: {tr_name} holds {_hw(x_tr)} images but {te_name} holds {_hw(x_te)} images"
-            )
+            raise DataError(f"mnist: {tr_name} holds {_hw(x_tr)} images but {te_name} holds {_hw(x_te)} images")
         return _make_dataset("mnist", x_tr, y_tr, x_te, y_te)
     x, y, _ = next(iter(parts.values()))
     return _make_dataset("mnist", x, y, carve_test=True)
@@ -350,8 +340,7 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
     if found != magic:
         other = {_IMAGES_MAGIC: " (that of an images file)", _LABELS_MAGIC: " (that of a labels file)"}
         raise DataError(
-            f"mnist: {path}: wrong magic number {found}{other.get(found, '')}, "
-            f"expected {magic} for an IDX {what} file"
+            f"mnist: {path}: wrong magic number {found}{other.get(found, '')}, expected {magic} for an IDX {what} file"
         )
     ndim = 3 if magic == _IMAGES_MAGIC else 1
     header = 4 + 4 * ndim
@@ -368,9 +357,7 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
             f"file holds {len(raw):,} bytes"
         )
     if len(raw) > header + size:
-        raise DataError(
-            f"mnist: {path}: {len(raw) - header - size:,} bytes beyond the {declared} the header declares"
-        )
+        raise DataError(f"mnist: {path}: {len(raw) - header - size:,} bytes beyond the {declared} the header declares")
     return np.frombuffer(raw, dtype=np.uint8, count=size, offset=header).reshape(dims)
 
 
@@ -449,8 +436,9 @@ def _load_csv(path: Path) -> Dataset:
     infinite = ~np.isfinite(x)
     if infinite.any():
         row, col = np.argwhere(infinite)[0]
-        raise DataError(f"csv: {path}: column {features[col]!r}, row {row + 1}: {_word(x[row, col])} "
-                        f"is not a finite number")
+        raise DataError(
+            f"csv: {path}: column {features[col]!r}, row {row + 1}: {_word(x[row, col])} is not a finite number"
+        )
     return _make_dataset(f"csv:{path}", x, frame[label].to_numpy())
 
 
@@ -464,11 +452,7 @@ def split(x, y, validation: float, seed: int):
     2 members, or fewer validation rows than classes), the split falls back to a
     plain seeded shuffle of the same sizes.
     """
-    if (
-        isinstance(validation, bool)
-        or not isinstance(validation, numbers.Real)
-        or not 0 < validation < 1
-    ):
+    if isinstance(validation, bool) or not isinstance(validation, numbers.Real) or not 0 < validation < 1:
         raise DataError(f"validation must be in (0, 1), got {validation!r}")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise DataError(f"seed must be an integer, got {seed!r}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 #: longest message an error keeps: the key path and the rule come first, a huge value is cut
 MESSAGE_LIMIT = 1000
 
@@ -102,8 +101,10 @@ class Dead(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        return (f"dead: hidden layer {self.layer} outputs the same value for every training input "
-                f"at epoch {self.epoch}, step {self.step}")
+        return (
+            f"dead: hidden layer {self.layer} outputs the same value for every training input "
+            f"at epoch {self.epoch}, step {self.step}"
+        )
 
     @property
     def where(self) -> str:

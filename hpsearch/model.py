@@ -107,8 +107,7 @@ class Model:
             "format": np.array(FORMAT),
             "format_version": np.array(FORMAT_VERSION),
             "hpsearch_version": np.array(__version__),
-            "config": np.array(json.dumps({**net.config.to_dict(), "normalizer": norm.name,
-                                           "norm_axis": norm.axis})),
+            "config": np.array(json.dumps({**net.config.to_dict(), "normalizer": norm.name, "norm_axis": norm.axis})),
             "sizes": np.array(net.sizes, dtype=np.int64),
             "norm_shift": np.asarray(norm.shift),
             "norm_scale": np.asarray(norm.scale),
@@ -129,8 +128,7 @@ class Model:
         path = Path(path)
         if path.suffix != ".npz":
             raise HPSearchError(f"{path}: a model file ends in .npz")
-        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.",
-                                   suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **self.arrays())
@@ -164,8 +162,9 @@ def load_model(path) -> Model:
         raise HPSearchError(f"{path}: not an hpsearch model file (no format = {FORMAT!r})")
     version = int(a["format_version"])
     if version > FORMAT_VERSION:
-        raise HPSearchError(f"{path}: model format {version} is newer than this hpsearch reads "
-                            f"({FORMAT_VERSION}); upgrade hpsearch")
+        raise HPSearchError(
+            f"{path}: model format {version} is newer than this hpsearch reads ({FORMAT_VERSION}); upgrade hpsearch"
+        )
     config = json.loads(str(a["config"]))
     norm_name, norm_axis = config.pop("normalizer"), config.pop("norm_axis")
     sizes = [int(s) for s in a["sizes"]]

@@ -72,6 +72,7 @@ def model_file(number: int) -> str:
     """The file name of trial ``number``'s saved model inside ``MODELS_DIR``."""
     return f"trial-{int(number)}.npz"
 
+
 # ---------------------------------------------------------------- a study's name
 
 _NAME_MAX = 100

@@ -41,8 +41,20 @@ normalizer  = "min_max"
 
 
 def measure(space: Path, out: Path, jobs: int, trials: int, dataset: str | None) -> dict:
-    argv = [sys.executable, "-m", "hpsearch", "run", str(space), "--out", str(out), "--jobs", str(jobs),
-            "--trials", str(trials), "-q"]
+    argv = [
+        sys.executable,
+        "-m",
+        "hpsearch",
+        "run",
+        str(space),
+        "--out",
+        str(out),
+        "--jobs",
+        str(jobs),
+        "--trials",
+        str(trials),
+        "-q",
+    ]
     if dataset:
         argv += ["--dataset", dataset]
     t0 = time.perf_counter()
@@ -52,8 +64,14 @@ def measure(space: Path, out: Path, jobs: int, trials: int, dataset: str | None)
     start = df["datetime_start"].min()
     end = (df["datetime_start"] + pd.to_timedelta(df["seconds"], unit="s")).max()
     span = (end - start).total_seconds()
-    return {"jobs": jobs, "trials": len(df), "span_s": span, "wall_s": wall,
-            "trials_per_hour": len(df) / span * 3600, "mean_trial_s": df["seconds"].mean()}
+    return {
+        "jobs": jobs,
+        "trials": len(df),
+        "span_s": span,
+        "wall_s": wall,
+        "trials_per_hour": len(df) / span * 3600,
+        "mean_trial_s": df["seconds"].mean(),
+    }
 
 
 def main() -> None:
@@ -71,8 +89,10 @@ def main() -> None:
     df = pd.DataFrame(rows)
     print(df.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     ratio = rows[1]["trials_per_hour"] / rows[0]["trials_per_hour"]
-    print(f"\n{args.jobs} workers / 1 worker: {ratio:.2f}x trials per hour "
-          f"(wall {rows[0]['wall_s'] / rows[1]['wall_s']:.2f}x)  target >= 1.8x on 2 cores")
+    print(
+        f"\n{args.jobs} workers / 1 worker: {ratio:.2f}x trials per hour "
+        f"(wall {rows[0]['wall_s'] / rows[1]['wall_s']:.2f}x)  target >= 1.8x on 2 cores"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What keeping a trial's model costs: keep_best's copies and one .npz write, next to the trial's training.
 
-    python scripts/bench_keep_model.py [mnist:DIR]      (default: mnist:../shared/data/mnist-t10k)
+python scripts/bench_keep_model.py [mnist:DIR]      (default: mnist:../shared/data/mnist-t10k)
 """
 
 import sys
@@ -27,8 +27,14 @@ def best(f, n=7):
 
 def measure(spec: str, hidden: tuple, batch: int, epochs: int) -> str:
     prep = objective.prepare(datasets.load(spec), 0.2, 0)
-    cfg = {"hidden": hidden, "lr": 0.1, "batch_size": batch, "activation": "leaky_relu", "alpha": 0.1,
-           "normalizer": "min_max"}
+    cfg = {
+        "hidden": hidden,
+        "lr": 0.1,
+        "batch_size": batch,
+        "activation": "leaky_relu",
+        "alpha": 0.1,
+        "normalizer": "min_max",
+    }
     mc, xtr, xv, _ = objective.build(cfg, prep, epochs=epochs, seed=1)
     args = (mc, xtr, prep.y_train, xv, prep.y_val)
     t_plain, _ = best(lambda: train(*args, n_classes=prep.n_classes))
@@ -38,9 +44,11 @@ def measure(spec: str, hidden: tuple, batch: int, epochs: int) -> str:
     t_save, _ = best(lambda: model.save(path))
     t_load, loaded = best(lambda: load_model(path))
     t_test, _ = best(lambda: loaded.evaluate(prep.x_test, prep.y_test))
-    return (f"{spec.split(':')[0]} {hidden} batch {batch}, {epochs} epochs: train {t_plain * 1000:.1f} ms, "
-            f"with keep_best {t_keep * 1000:.1f} ms; save {t_save * 1000:.2f} ms ({path.stat().st_size / 1024:.0f} "
-            f"KiB), load {t_load * 1000:.2f} ms, test evaluate {t_test * 1000:.2f} ms")
+    return (
+        f"{spec.split(':')[0]} {hidden} batch {batch}, {epochs} epochs: train {t_plain * 1000:.1f} ms, "
+        f"with keep_best {t_keep * 1000:.1f} ms; save {t_save * 1000:.2f} ms ({path.stat().st_size / 1024:.0f} "
+        f"KiB), load {t_load * 1000:.2f} ms, test evaluate {t_test * 1000:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

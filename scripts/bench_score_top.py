@@ -1,6 +1,6 @@
 """Test scores of a finished study's top 10: from the models the trials kept, against retraining them (as before).
 
-    python scripts/bench_score_top.py RESULTS_DIR
+python scripts/bench_score_top.py RESULTS_DIR
 """
 
 import sys
@@ -31,8 +31,9 @@ def main(d: Path) -> None:
         for n in top:
             tr = trials[n]
             config = space.suggest(optuna.trial.FixedTrial(tr.params, tr.number))
-            objective.test_score(config, prep, epochs=tr.user_attrs["best_epoch"], metric="val_accuracy",
-                                 seed=tr.user_attrs["seed"])
+            objective.test_score(
+                config, prep, epochs=tr.user_attrs["best_epoch"], metric="val_accuracy", seed=tr.user_attrs["seed"]
+            )
     t_retrain = time.perf_counter() - t
     t = time.perf_counter()
     study.model(int(study.worst(1)["number"].iloc[0]))
@@ -40,8 +41,10 @@ def main(d: Path) -> None:
     t = time.perf_counter()
     _ = hpsearch.open(d).trials
     t_open = time.perf_counter() - t
-    print(f"top 10: kept models {t_load * 1000:.1f} ms; retraining in one process (as before) {t_retrain * 1000:.0f} "
-          f"ms; rebuild the worst trial {t_rebuild * 1000:.0f} ms; open + trials {t_open * 1000:.1f} ms")
+    print(
+        f"top 10: kept models {t_load * 1000:.1f} ms; retraining in one process (as before) {t_retrain * 1000:.0f} "
+        f"ms; rebuild the worst trial {t_rebuild * 1000:.0f} ms; open + trials {t_open * 1000:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -81,13 +81,41 @@ def main() -> int:
         if args.reuse and timing.exists():  # the study ran before: keep it and its wall time
             study_s = json.loads(timing.read_text())["study_seconds"]
         else:
-            _, study_s = run([*py, "run", str(space), "--dataset", args.dataset, "--trials", str(args.trials),
-                              "--epochs", str(args.epochs), "--jobs", str(args.jobs), "--seed", str(args.seed),
-                              "--name", name, "--out", str(args.out), "--test-top", "0", "-q"])
+            _, study_s = run(
+                [
+                    *py,
+                    "run",
+                    str(space),
+                    "--dataset",
+                    args.dataset,
+                    "--trials",
+                    str(args.trials),
+                    "--epochs",
+                    str(args.epochs),
+                    "--jobs",
+                    str(args.jobs),
+                    "--seed",
+                    str(args.seed),
+                    "--name",
+                    name,
+                    "--out",
+                    str(args.out),
+                    "--test-top",
+                    "0",
+                    "-q",
+                ]
+            )
             timing.write_text(json.dumps({"study_seconds": study_s}))
         meas = regions_edges(args.out / name)
-        row = {"space": str(space), "trials": args.trials, "epochs": args.epochs, "edge_seconds": edge_s,
-               "study_seconds": study_s, "predicted": pred, "measured": meas}
+        row = {
+            "space": str(space),
+            "trials": args.trials,
+            "epochs": args.epochs,
+            "edge_seconds": edge_s,
+            "study_seconds": study_s,
+            "predicted": pred,
+            "measured": meas,
+        }
         rows.append(row)
         print(table_row(row), flush=True)
     if args.json:
@@ -108,17 +136,26 @@ def table_row(row: dict) -> str:
     if p["lr_edge"] is None and p.get("no_edge_below"):
         pred = f"none below {_n(p['no_edge_below'])} (no short run overflowed)"
     else:
-        pred = "no prediction (adaptive)" if p["lr_edge"] is None and p.get("adaptive") else (
-            f"{_n(p['lr_edge'])} ({_n(p['lr_edge_spread'][0])} – {_n(p['lr_edge_spread'][1])})" if p["lr_edge"] else "—")
+        pred = (
+            "no prediction (adaptive)"
+            if p["lr_edge"] is None and p.get("adaptive")
+            else (
+                f"{_n(p['lr_edge'])} ({_n(p['lr_edge_spread'][0])} – {_n(p['lr_edge_spread'][1])})"
+                if p["lr_edge"]
+                else "—"
+            )
+        )
     by = []
     for name, cats in p.get("by", {}).items():
         for cat, v in cats.items():
             got = m["by"].get(name, {}).get(cat)
             by.append(f"{cat}: {_n(v['lr_edge'])} vs {_n(got)}")
     share = 100 * row["edge_seconds"] / row["study_seconds"]
-    return (f"| {Path(row['space']).stem} | {row['trials']}×{row['epochs']} | {m['diverged']}/{m['finished']} | "
-            f"{_n(m['lr_edge'])} | {pred} | {ratio} | {'; '.join(by) or ''} | {row['edge_seconds']:.1f} s | "
-            f"{row['study_seconds']:.0f} s | {share:.0f} % |")
+    return (
+        f"| {Path(row['space']).stem} | {row['trials']}×{row['epochs']} | {m['diverged']}/{m['finished']} | "
+        f"{_n(m['lr_edge'])} | {pred} | {ratio} | {'; '.join(by) or ''} | {row['edge_seconds']:.1f} s | "
+        f"{row['study_seconds']:.0f} s | {share:.0f} % |"
+    )
 
 
 if __name__ == "__main__":

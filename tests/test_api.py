@@ -140,8 +140,13 @@ def test_a_saved_model_loads_in_a_fresh_process_without_optuna_and_predicts_the_
         print(json.dumps({{"pred": m.predict(x).tolist(), "proba": m.predict_proba(x).tolist(),
                           "optuna": "optuna" in sys.modules}}))
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONHASHSEED": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "1"},
+    )
     got = json.loads(out.stdout)
     assert got["optuna"] is False
     assert got["pred"] == model.predict(x).tolist()
@@ -159,11 +164,14 @@ def test_export_writes_the_best_model_and_a_chosen_trial(study, tmp_path, capsys
     assert hpsearch.load_model(tmp_path / "w.npz").info["trial"] == worst
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--trial", "999"], "no trial 999"),
-    (["-o", "model.txt"], "ends in .npz"),
-    (["--trial", "x"], "--trial must be a trial number"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--trial", "999"], "no trial 999"),
+        (["-o", "model.txt"], "ends in .npz"),
+        (["--trial", "x"], "--trial must be a trial number"),
+    ],
+)
 def test_export_refuses_bad_requests_in_one_line(study, capsys, argv, message):
     assert cli.main(["export", str(study.path), *argv]) == 2
     err = capsys.readouterr().err
@@ -208,8 +216,14 @@ def test_the_mlp_core_trains_on_plain_arrays_without_a_study():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 5)).astype(np.float32)
     y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
-    history = train(MLPConfig(hidden=(8,), lr=0.5, epochs=20, batch_size=20, seed=1), x[:200], y[:200],
-                    x[200:], y[200:], keep_best=True)
+    history = train(
+        MLPConfig(hidden=(8,), lr=0.5, epochs=20, batch_size=20, seed=1),
+        x[:200],
+        y[:200],
+        x[200:],
+        y[200:],
+        keep_best=True,
+    )
     assert history.best_value > 0.9
     assert history.model.evaluate(x[200:], y[200:])["accuracy"] == history.best_value
 
@@ -239,8 +253,13 @@ def test_a_signal_during_run_from_python_writes_the_files_raises_interrupted_and
         except hpsearch.Interrupted as exc:
             print("interrupted", exc.signum)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, key: value}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env={**os.environ, key: value},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     journal = tmp_path / "out" / "api" / "optuna-journal.log"
     deadline = time.monotonic() + 60
     while not (journal.is_file() and journal.read_text().count('"state":1') >= 2):  # two trials finished

@@ -38,7 +38,7 @@ def edit(old: str | None = None, new: str = "", study: str = "") -> str:
     if old is None and new:
         text += new + "\n"
     if study:
-        text = text.replace('test_top = 0\n', f'test_top = 0\n{study}\n')
+        text = text.replace("test_top = 0\n", f"test_top = 0\n{study}\n")
     return text
 
 
@@ -47,41 +47,59 @@ SPACE_CASES = {
     "unknown section": (BASE + "\n[paramz]\nlr = 1\n", "paramz"),
     "unknown study key": (edit(study="validaton = 0.3"), "did you mean 'validation'"),
     "unknown parameter": (edit(new='activaton = "relu"'), "did you mean 'activation'"),
-    "low >= high": (edit('lr         = { log_uniform = [0.01, 0.3] }', 'lr = { uniform = [0.5, 0.1] }'), "params.lr"),
-    "log scale low <= 0": (edit('lr         = { log_uniform = [0.01, 0.3] }', 'lr = { log_uniform = [0.0, 0.5] }'),
-                           "params.lr: log_uniform needs 0 < low < high, got [0.0, 0.5]"),
-    "step does not divide": (edit('batch_size = 50', 'batch_size = { int = [10, 95], step = 10 }'), "params.batch_size"),
-    "when on unknown parameter": (edit('alpha      = { uniform = [0.0, 0.3] }',
-                                       'alpha = { uniform = [0.0, 0.3], when = { activasion = "leaky_relu" } }'),
-                                  "activasion"),
-    "condition never holds": (edit('alpha      = { uniform = [0.0, 0.3] }',
-                                   'alpha = { uniform = [0.0, 0.3], when = { activation = "relu" } }'), "never"),
-    "choice with no options": (edit(new='optimizer = { choice = [] }'), "params.optimizer"),
+    "low >= high": (edit("lr         = { log_uniform = [0.01, 0.3] }", "lr = { uniform = [0.5, 0.1] }"), "params.lr"),
+    "log scale low <= 0": (
+        edit("lr         = { log_uniform = [0.01, 0.3] }", "lr = { log_uniform = [0.0, 0.5] }"),
+        "params.lr: log_uniform needs 0 < low < high, got [0.0, 0.5]",
+    ),
+    "step does not divide": (
+        edit("batch_size = 50", "batch_size = { int = [10, 95], step = 10 }"),
+        "params.batch_size",
+    ),
+    "when on unknown parameter": (
+        edit(
+            "alpha      = { uniform = [0.0, 0.3] }",
+            'alpha = { uniform = [0.0, 0.3], when = { activasion = "leaky_relu" } }',
+        ),
+        "activasion",
+    ),
+    "condition never holds": (
+        edit(
+            "alpha      = { uniform = [0.0, 0.3] }", 'alpha = { uniform = [0.0, 0.3], when = { activation = "relu" } }'
+        ),
+        "never",
+    ),
+    "choice with no options": (edit(new="optimizer = { choice = [] }"), "params.optimizer"),
     "unknown activation": (edit('activation = "leaky_relu"', 'activation = "relux"'), "relux"),
-    "unknown activation in a choice": (edit('activation = "leaky_relu"', 'activation = { choice = ["relu", "gelu"] }'),
-                                       "gelu"),
+    "unknown activation in a choice": (
+        edit('activation = "leaky_relu"', 'activation = { choice = ["relu", "gelu"] }'),
+        "gelu",
+    ),
     "unknown initializer": (edit(new='weight_init = "xavier"'), "xavier"),
     "unknown optimizer": (edit(new='optimizer = "adamw"'), "adamw"),
     "unknown normalizer": (edit(new='normalizer = "l2"'), "'l2'"),
-    "unknown distribution keyword": (edit(new='momentum = { uniformm = [0.8, 0.9] }'), "uniformm"),
-    "hidden layer of 0 nodes": (edit('hidden     = [ { int = [8, 16] } ]', 'hidden = [0, 10]'), "params.hidden"),
-    "no hidden layers": (edit('hidden     = [ { int = [8, 16] } ]', 'hidden = []'), "params.hidden"),
-    "dropout of 1": (edit(new='dropout = 1.0'), "params.dropout"),
-    "negative learning rate": (edit('lr         = { log_uniform = [0.01, 0.3] }', 'lr = -0.1'), "params.lr"),
+    "unknown distribution keyword": (edit(new="momentum = { uniformm = [0.8, 0.9] }"), "uniformm"),
+    "hidden layer of 0 nodes": (edit("hidden     = [ { int = [8, 16] } ]", "hidden = [0, 10]"), "params.hidden"),
+    "no hidden layers": (edit("hidden     = [ { int = [8, 16] } ]", "hidden = []"), "params.hidden"),
+    "dropout of 1": (edit(new="dropout = 1.0"), "params.dropout"),
+    "negative learning rate": (edit("lr         = { log_uniform = [0.01, 0.3] }", "lr = -0.1"), "params.lr"),
     "validation above 1": (edit(study="validation = 1.5").replace("validation = 0.2\n", ""), "validation"),
     "validation of 0": (edit(study="validation = 0.0").replace("validation = 0.2\n", ""), "validation"),
     "trials 0 in the file": (edit(study="trials = 0").replace("trials = 2\n", ""), "trials"),
     "epochs 0": (edit(study="epochs = 0").replace("epochs = 1\n", ""), "epochs"),
     "unknown metric": (edit(study='metric = "accuracy"'), "metric"),
     "unknown sampler": (edit(study='sampler = "grid"'), "sampler"),
-    "batch larger than the training set": (edit('batch_size = 50', 'batch_size = 5000'), "batch_size"),
-    "wrong type": (edit('batch_size = 50', 'batch_size = "fifty"'), "params.batch_size"),
+    "batch larger than the training set": (edit("batch_size = 50", "batch_size = 5000"), "batch_size"),
+    "wrong type": (edit("batch_size = 50", 'batch_size = "fifty"'), "params.batch_size"),
 }
 
 
 def snapshot(root: Path) -> dict:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -141,9 +159,13 @@ DATA_CASES = {
     "truncated MNIST file": (lambda t: "mnist:" + str(make_truncated_mnist(t / "trunc")), "t10k-images"),
     "MNIST counts that do not match": (lambda t: "mnist:" + str(make_mismatched_mnist(t / "mism")), "t10k"),
     "csv without a label column": (
-        lambda t: (t / "a.csv").write_text("f1,f2\n1,2\n3,4\n") and "csv:" + str(t / "a.csv"), "label"),
+        lambda t: (t / "a.csv").write_text("f1,f2\n1,2\n3,4\n") and "csv:" + str(t / "a.csv"),
+        "label",
+    ),
     "csv with non-numeric data": (
-        lambda t: (t / "b.csv").write_text("f1,label\n1,0\nx,1\n2,1\n3,0\n") and "csv:" + str(t / "b.csv"), "f1"),
+        lambda t: (t / "b.csv").write_text("f1,label\n1,0\nx,1\n2,1\n3,0\n") and "csv:" + str(t / "b.csv"),
+        "f1",
+    ),
     "npz without x_train": (lambda t: _npz(t) and "npz:" + str(t / "c.npz"), "x_train"),
     "unknown data set scheme": (lambda t: "imagenet:/data", "imagenet"),
 }
@@ -161,8 +183,9 @@ def test_bad_data_gets_one_line_and_exit_code_2(existing, tmp_path, capsys, case
     make, message = DATA_CASES[case]
     spec = make(tmp_path)
     before = snapshot(existing / "out")
-    code = cli.main(["run", str(existing / "base.toml"), "--dataset", spec, "--name", "data", "--out",
-                     str(existing / "out"), "-q"])
+    code = cli.main(
+        ["run", str(existing / "base.toml"), "--dataset", spec, "--name", "data", "--out", str(existing / "out"), "-q"]
+    )
     expect_one_line(capsys, code, message)
     assert snapshot(existing / "out") == before
 

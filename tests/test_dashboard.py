@@ -55,8 +55,12 @@ def study(tmp_path_factory):
 @pytest.mark.slow
 def test_the_dashboard_serves_curves_metric_name_test_scores_and_constants(study):
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "hpsearch", "dashboard", str(study.path), "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hpsearch", "dashboard", str(study.path), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -187,14 +187,23 @@ def _train_test_shapes_differ(d: Path):
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (_truncate_images, r"t10k-images-idx3-ubyte: truncated: header declares 10 images of 4×3 \(136 bytes\), file holds 131 bytes"),
+        (
+            _truncate_images,
+            r"t10k-images-idx3-ubyte: truncated: header declares 10 images of 4×3 \(136 bytes\), file holds 131 bytes",
+        ),
         (_truncate_gzip_stream, r"t10k-images-idx3-ubyte.gz: truncated gzip data"),
         (_extra_bytes, r"t10k-labels-idx1-ubyte.gz: 2 bytes beyond the 10 labels the header declares"),
-        (_labels_in_images_file, r"wrong magic number 2049 \(that of a labels file\), expected 2051 for an IDX images file"),
+        (
+            _labels_in_images_file,
+            r"wrong magic number 2049 \(that of a labels file\), expected 2051 for an IDX images file",
+        ),
         (_count_mismatch, r"t10k-images-idx3-ubyte.gz holds 10 images but t10k-labels-idx1-ubyte.gz holds 9 labels"),
         (_missing_labels, r"has t10k-images-idx3-ubyte.gz but not t10k-labels-idx1-ubyte\[.gz\]"),
         (_no_files, r"no MNIST files in .*expected train-images-idx3-ubyte\[.gz\].*found readme.txt\)"),
-        (_train_test_shapes_differ, r"train-images-idx3-ubyte.gz holds 5×5 images but t10k-images-idx3-ubyte.gz holds 4×3"),
+        (
+            _train_test_shapes_differ,
+            r"train-images-idx3-ubyte.gz holds 5×5 images but t10k-images-idx3-ubyte.gz holds 4×3",
+        ),
     ],
     ids=lambda v: getattr(v, "__name__", "")[1:] or None,
 )
@@ -255,8 +264,14 @@ def test_load_reparses_when_the_file_changes(tmp_path):
     [
         ({"x_train": np.zeros((4, 2)), "labels": np.zeros(4)}, r"no array 'y_train' \(found: labels, x_train\)"),
         ({"x_train": np.zeros((4, 2)), "y_train": np.zeros(3)}, r"x_train has 4 rows but y_train has 3 labels"),
-        ({"x_train": np.zeros((4, 2)), "y_train": np.arange(4), "x_test": np.zeros((2, 2))}, r"x_test and y_test must come together"),
-        ({"x_train": np.zeros(4), "y_train": np.arange(4)}, r"x_train must have one row per sample \(n, d\), got shape \(4,\)"),
+        (
+            {"x_train": np.zeros((4, 2)), "y_train": np.arange(4), "x_test": np.zeros((2, 2))},
+            r"x_test and y_test must come together",
+        ),
+        (
+            {"x_train": np.zeros(4), "y_train": np.arange(4)},
+            r"x_train must have one row per sample \(n, d\), got shape \(4,\)",
+        ),
         ({"x_train": np.full((4, 2), np.nan), "y_train": np.arange(4)}, r"x_train holds a NaN \(row 1, feature 1\)"),
         ({"x_train": np.zeros((4, 2)), "y_train": np.zeros(4)}, r"needs at least 2 classes, found 1 \(0\)"),
     ],
@@ -290,7 +305,10 @@ def test_csv_round_trip_finds_the_label_column(tmp_path, label):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("a,b,labels\n1,2,x\n3,4,y\n", r"no label column \(looked for label, target, class, y, any case; found columns: a, b, labels\)"),
+        (
+            "a,b,labels\n1,2,x\n3,4,y\n",
+            r"no label column \(looked for label, target, class, y, any case; found columns: a, b, labels\)",
+        ),
         ("a,b,label\n1,2,x\n3,abc,y\n", r"column 'b', row 2: 'abc' is not a number"),
         ("a,b,label\n1,2,x\n3,,y\n", r"column 'b', row 2: missing value"),
         ("label\nx\ny\n", r"only the label column 'label', no feature columns"),
@@ -308,7 +326,11 @@ def test_malformed_csv_is_a_data_error(tmp_path, text, message):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("mnsit:data", r"unknown dataset 'mnsit:data' \(allowed forms: digits, mnist:DIR, npz:FILE, csv:FILE\); did you mean 'mnist:data'\?"),
+        (
+            "mnsit:data",
+            r"unknown dataset 'mnsit:data' \(allowed forms: digits, mnist:DIR, npz:FILE, csv:FILE\); "
+            r"did you mean 'mnist:data'\?",
+        ),
         ("digit", r"did you mean 'digits'\?"),
         ("train.npz", r"did you mean 'npz:train.npz'\?"),
         ("imagenet", r"unknown dataset 'imagenet' \(allowed forms: digits, mnist:DIR, npz:FILE, csv:FILE\)$"),
@@ -417,8 +439,16 @@ def test_z_score_centres_and_scales_the_training_data(axis, columns_of_different
 @pytest.mark.parametrize(
     "name, axis, message",
     [
-        ("minmax", "global", r"unknown normalizer 'minmax' \(allowed: min_max, none, z_score\); did you mean 'min_max'\?"),
-        ("z_score", "per-feature", r"unknown norm_axis 'per-feature' \(allowed: global, per_feature\); did you mean 'per_feature'\?"),
+        (
+            "minmax",
+            "global",
+            r"unknown normalizer 'minmax' \(allowed: min_max, none, z_score\); did you mean 'min_max'\?",
+        ),
+        (
+            "z_score",
+            "per-feature",
+            r"unknown norm_axis 'per-feature' \(allowed: global, per_feature\); did you mean 'per_feature'\?",
+        ),
     ],
 )
 def test_unknown_normalizer_or_axis_lists_the_allowed_names(name, axis, message):

@@ -29,7 +29,7 @@ def test_training_stops_after_patience_epochs_without_a_better_metric(digits, pa
     assert len(h.epochs) == h.stopped_early == h.best_epoch + patience < 80
     values = [e["val_accuracy"] for e in h.epochs]
     assert max(values) == h.best_value == values[h.best_epoch - 1]
-    assert all(v <= h.best_value for v in values[h.best_epoch:])  # nothing better came after the best
+    assert all(v <= h.best_value for v in values[h.best_epoch :])  # nothing better came after the best
 
 
 def test_a_run_with_patience_is_the_same_run_up_to_where_it_stops(digits):

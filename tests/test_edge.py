@@ -73,8 +73,10 @@ def test_edge_text_states_its_method_the_edge_and_the_stability_limit(tmp_path, 
 
 def test_edge_is_reproducible_for_a_seed(tmp_path, capsys):
     path = write_space(tmp_path)
-    runs = [json.loads(edge(capsys, path, "--samples", "2", "--steps", "60", "--seed", "3", "--format", "json")[1])
-            for _ in range(2)]
+    runs = [
+        json.loads(edge(capsys, path, "--samples", "2", "--steps", "60", "--seed", "3", "--format", "json")[1])
+        for _ in range(2)
+    ]
     assert runs[0]["lr_edge"] == runs[1]["lr_edge"]
 
 
@@ -88,12 +90,15 @@ def test_edge_gives_no_number_for_adaptive_optimizers_and_says_why(tmp_path, cap
     assert "predicted lr edge: none — no prediction for adam: adaptive optimizers" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["missing.toml"], "missing.toml: no such file"),
-    (["{space}", "--samples", "0"], "--samples must be at least 1, got 0"),
-    (["{space}", "--format", "xml"], "invalid choice: 'xml'"),
-    (["{space}", "--dataset", "mnist:/nonexistent"], "mnist: directory not found"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["missing.toml"], "missing.toml: no such file"),
+        (["{space}", "--samples", "0"], "--samples must be at least 1, got 0"),
+        (["{space}", "--format", "xml"], "invalid choice: 'xml'"),
+        (["{space}", "--dataset", "mnist:/nonexistent"], "mnist: directory not found"),
+    ],
+)
 def test_bad_input_is_one_line_on_stderr_and_exit_code_2(tmp_path, capsys, argv, message):
     path = write_space(tmp_path)
     argv = [a.format(space=path) for a in argv]
@@ -109,7 +114,7 @@ def test_lr_edge_brackets_where_short_runs_start_to_overflow():
     est = lr_edge(config, x, ds.y_train, rng=np.random.default_rng(0), steps=100)
     assert est.limit == 2.0 and est.lr_limit == pytest.approx(2.0 / est.sharpness)
     assert est.low < est.lr_edge < est.high and est.high / est.low < 1.2
-    rows = np.random.default_rng(0).spawn(3)[2].permutation(len(x))[:100 * 32]
+    rows = np.random.default_rng(0).spawn(3)[2].permutation(len(x))[: 100 * 32]
     xs, ys = x[rows], ds.y_train[rows]
     assert not short_run_diverges(config, xs, ys, 10, est.low, steps=100)
     assert short_run_diverges(config, xs, ys, 10, est.high, steps=100)

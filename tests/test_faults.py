@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from hpsearch import cli
-from hpsearch.study import storage as stores
 from hpsearch.study import is_duplicate, is_interrupted, slot_of
+from hpsearch.study import storage as stores
 
 pytestmark = pytest.mark.slow
 
@@ -48,15 +48,23 @@ normalizer  = "min_max"
 
 def write_space(tmp_path, name="f", epochs=3, trials=8, test_top=0, batch=20):
     path = tmp_path / f"{name}.toml"
-    path.write_text(textwrap.dedent(SPACE.format(name=name, epochs=epochs, trials=trials, test_top=test_top,
-                                                 batch=batch)))
+    path.write_text(
+        textwrap.dedent(SPACE.format(name=name, epochs=epochs, trials=trials, test_top=test_top, batch=batch))
+    )
     return path
 
 
 def hpsearch(*argv, cwd=None, preexec_fn=None, env=None):
     env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "hpsearch", *map(str, argv)], env=env, cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn)
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpsearch", *map(str, argv)],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec_fn,
+    )
 
 
 def finish(proc, timeout=300):
@@ -92,9 +100,11 @@ def running(d: Path, name: str, proc=None) -> bool:
     j = d / "optuna-journal.log"
     if not j.exists():
         return False
-    return any(t.state.name == "RUNNING" and (proc is None or str(t.system_attrs.get("hpsearch:worker_id", ""))
-                                                .endswith(f":{proc.pid}"))
-               for t in journal_trials(d, name))
+    return any(
+        t.state.name == "RUNNING"
+        and (proc is None or str(t.system_attrs.get("hpsearch:worker_id", "")).endswith(f":{proc.pid}"))
+        for t in journal_trials(d, name)
+    )
 
 
 # ---------------------------------------------------------------- 1. names
@@ -140,7 +150,7 @@ def test_a_cut_last_journal_record_is_set_aside_and_the_study_resumes(tmp_path):
     journal = d / "optuna-journal.log"
     whole = journal.read_bytes()
     os.truncate(journal, len(whole) - 5)  # as a crash mid-write leaves it
-    cut = whole[whole.rstrip(b"\n").rfind(b"\n") + 1: len(whole) - 5]
+    cut = whole[whole.rstrip(b"\n").rfind(b"\n") + 1 : len(whole) - 5]
     code, _, err = finish(hpsearch("run", space, "--out", out, "-q", "--trials", 6, "--jobs", 1))
     assert code == 0, err
     assert "Traceback" not in err
@@ -176,6 +186,7 @@ def _file_size_limit(limit: int):
     def apply():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG, as on a full disk
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
@@ -195,8 +206,9 @@ def test_a_full_disk_ends_the_run_with_one_line_and_the_resume_finishes_exactly_
     space = write_space(tmp_path, trials=20)
     out = tmp_path / "out"
     d = out / "f"
-    code, stdout, err = finish(hpsearch("run", space, "--out", out, "-q", "--jobs", 2,
-                                        preexec_fn=_file_size_limit(limit)))
+    code, stdout, err = finish(
+        hpsearch("run", space, "--out", out, "-q", "--jobs", 2, preexec_fn=_file_size_limit(limit))
+    )
     assert code == 2, (stdout, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "resume" in lines[0], err
@@ -228,7 +240,7 @@ def test_after_any_sequence_of_kills_the_finished_configurations_are_those_of_an
     # followed by kill -9 within 0.1 s (between failing a trial and queueing it again)
     for how in ("kill", "kill", "kill", "int+kill", "kill", "int+kill"):
         proc = hpsearch("run", space, "--out", tmp_path / "out", "--jobs", 2)
-        wait_until(lambda: running(d, "k", proc), proc=proc)
+        wait_until(lambda proc=proc: running(d, "k", proc), proc=proc)
         if how == "int+kill":
             proc.send_signal(signal.SIGINT)
             time.sleep(0.1)
@@ -297,7 +309,8 @@ def _processes_with(marker: str, comm: str | None = None) -> list[int]:
     for env in Path("/proc").glob("[0-9]*/environ"):
         try:
             if marker.encode() in env.read_bytes() and (
-                    comm is None or (env.parent / "comm").read_text().strip() == comm):
+                comm is None or (env.parent / "comm").read_text().strip() == comm
+            ):
                 pids.append(int(env.parent.name))
         except OSError:
             continue
@@ -356,10 +369,12 @@ def test_asking_for_fewer_trials_than_finished_says_so_and_changes_nothing(tmp_p
     captured = capsys.readouterr()
     assert "already has 4 finished trials, more than the 2 asked for" in captured.err
     assert "/2" not in captured.out
-    assert [(t.number, t.state, t.params, t.user_attrs, t.system_attrs)
-            for t in journal_trials(out / "f", "f")] == snapshot
-    assert optuna.load_study(study_name="f", storage=stores.journal(out / "f" / "optuna-journal.log")
-                             ).user_attrs == target
+    assert [
+        (t.number, t.state, t.params, t.user_attrs, t.system_attrs) for t in journal_trials(out / "f", "f")
+    ] == snapshot
+    assert (
+        optuna.load_study(study_name="f", storage=stores.journal(out / "f" / "optuna-journal.log")).user_attrs == target
+    )
 
 
 # ---------------------------------------------------------------- 11-14: hygiene
@@ -432,7 +447,9 @@ def test_a_non_numeric_cell_in_trials_csv_is_one_line_for_every_reader(tmp_path,
         bad.to_csv(path, index=False)
         for command in ("plot", "show", "regions", "narrow"):
             capsys.readouterr()
-            code = cli.main([command, str(out / "f")] + (["-o", str(tmp_path / "n.toml")] if command == "narrow" else []))
+            code = cli.main(
+                [command, str(out / "f")] + (["-o", str(tmp_path / "n.toml")] if command == "narrow" else [])
+            )
             err = capsys.readouterr().err.strip().splitlines()
             assert code == 2 and err == [f"hpsearch: {path}: column {col!r}, line 3: 'abc' is not a number"], err
     df.to_csv(path, index=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from fixtures.analysis.studies import make_study
+
 from hpsearch.analysis import plots
 from hpsearch.analysis.narrow import shrink
 from hpsearch.results import open_results
@@ -40,11 +40,14 @@ class _Dist:
         self.low, self.high, self.log, self.step = low, high, log, step
 
 
-@pytest.mark.parametrize("values, dist, expected", [
-    ([0.0072, 0.2, 0.31], _Dist(0.0, 0.4), (0.0, 0.35)),  # not 0.0036: the grid of a 0–0.4 range is 0.01
-    ([0.33, 0.37], _Dist(0.0, 1.0), (0.23, 0.47)),
-    ([0.0123, 0.2], _Dist(0.005, 0.5, log=True), (0.0077, 0.32)),  # a log range keeps two significant digits
-])
+@pytest.mark.parametrize(
+    "values, dist, expected",
+    [
+        ([0.0072, 0.2, 0.31], _Dist(0.0, 0.4), (0.0, 0.35)),  # not 0.0036: the grid of a 0–0.4 range is 0.01
+        ([0.33, 0.37], _Dist(0.0, 1.0), (0.23, 0.47)),
+        ([0.0123, 0.2], _Dist(0.005, 0.5, log=True), (0.0077, 0.32)),  # a log range keeps two significant digits
+    ],
+)
 def test_narrowed_bounds_are_rounded_to_what_the_range_supports(values, dist, expected):
     lo, hi = shrink(np.array(values), dist)
     assert (lo, hi) == pytest.approx(expected)

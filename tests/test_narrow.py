@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures.analysis.studies import make_from_space, make_study
 from optuna.distributions import FloatDistribution, IntDistribution
 
-from fixtures.analysis.studies import make_from_space, make_study
 from hpsearch import cli
 from hpsearch.analysis.narrow import _ceil_sig, _floor_sig, shrink, top_count
 from hpsearch.space import load_space
@@ -118,16 +118,19 @@ def test_a_file_narrow_did_not_write_is_not_overwritten_without_force(study, tmp
     assert narrow(capsys, study, "-o", mine, "--force")[0] == 0
 
 
-@pytest.mark.parametrize("values, dist, expected", [
-    # a tenth of the log range as margin, clipped, rounded outward to two digits
-    ([0.05, 0.2], FloatDistribution(0.005, 0.5, log=True), (0.03, 0.32)),
-    ([0.006, 0.4], FloatDistribution(0.005, 0.5, log=True), (0.005, 0.5)),
-    ([0.1, 0.15], FloatDistribution(0.0, 0.4), (0.06, 0.19)),
-    # int ranges stay on the step grid of the original low and never collapse to one value
-    ([30, 40], IntDistribution(10, 90, step=10), (20, 50)),
-    ([90, 90], IntDistribution(10, 90, step=10), (80, 90)),
-    ([16, 20], IntDistribution(16, 256, log=True), (12, 27)),
-])
+@pytest.mark.parametrize(
+    "values, dist, expected",
+    [
+        # a tenth of the log range as margin, clipped, rounded outward to two digits
+        ([0.05, 0.2], FloatDistribution(0.005, 0.5, log=True), (0.03, 0.32)),
+        ([0.006, 0.4], FloatDistribution(0.005, 0.5, log=True), (0.005, 0.5)),
+        ([0.1, 0.15], FloatDistribution(0.0, 0.4), (0.06, 0.19)),
+        # int ranges stay on the step grid of the original low and never collapse to one value
+        ([30, 40], IntDistribution(10, 90, step=10), (20, 50)),
+        ([90, 90], IntDistribution(10, 90, step=10), (80, 90)),
+        ([16, 20], IntDistribution(16, 256, log=True), (12, 27)),
+    ],
+)
 def test_shrink(values, dist, expected):
     lo, hi = shrink(np.array(values, dtype=float), dist)
     if isinstance(dist, IntDistribution) and not dist.log:
@@ -148,14 +151,17 @@ def test_top_count(top, n, k):
     assert top_count(top, n) == k
 
 
-@pytest.mark.parametrize("setup, argv, message", [
-    ("no_space", [], "no space.toml"),
-    ("no_completed", [], "no trial learned (6 trials: 0 ok, 6 failed"),
-    ("ok", ["--top", "0"], "--top must be a fraction in (0, 1] or a whole count >= 1, got 0"),
-    ("ok", ["--top", "1.5"], "--top must be a fraction in (0, 1] or a whole count >= 1"),
-    ("ok", ["-o", "{dir}/space.toml"], "the study's own space.toml"),
-    ("ok", ["-o", "/nonexistent/dir/x.toml"], "no such directory"),
-])
+@pytest.mark.parametrize(
+    "setup, argv, message",
+    [
+        ("no_space", [], "no space.toml"),
+        ("no_completed", [], "no trial learned (6 trials: 0 ok, 6 failed"),
+        ("ok", ["--top", "0"], "--top must be a fraction in (0, 1] or a whole count >= 1, got 0"),
+        ("ok", ["--top", "1.5"], "--top must be a fraction in (0, 1] or a whole count >= 1"),
+        ("ok", ["-o", "{dir}/space.toml"], "the study's own space.toml"),
+        ("ok", ["-o", "/nonexistent/dir/x.toml"], "no such directory"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, setup, argv, message):
     d = make_study(tmp_path, n=30)
     if setup == "no_space":

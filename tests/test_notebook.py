@@ -32,8 +32,9 @@ def test_the_example_notebook_runs_the_study_and_its_numbers_are_the_studys(tmp_
     (tmp_path / "search_spaces").symlink_to(ROOT / "search_spaces")
     nb = nbformat.read(work / NOTEBOOK.name, as_version=4)
     # a cell that raises fails the test here (CellExecutionError), with the cell and its traceback
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(work)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(work)}}
+    ).execute()
     code = [c for c in nb.cells if c.cell_type == "code"]
     outputs = "\n".join(t for c in code for t in _texts(c))
 

@@ -10,8 +10,8 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-
 from fixtures.analysis.studies import make_study
+
 from hpsearch import cli
 from hpsearch.errors import Dead
 from hpsearch.mlp import OPTIMIZERS, train
@@ -40,25 +40,31 @@ def test_the_vocabulary_holds_every_kind_the_core_and_the_trainer_name():
     assert set(KINDS) | set(DIVERGED_REASONS) == set(FAILURES)
 
 
-@pytest.mark.parametrize("labels, chance", [
-    ([0, 1, 2, 3] * 25, 0.25),
-    ([0] * 80 + [1] * 20, 0.8),  # imbalanced: a constant answer scores the majority's rate
-    ([2] * 7 + [0] * 3, 0.7),
-])
+@pytest.mark.parametrize(
+    "labels, chance",
+    [
+        ([0, 1, 2, 3] * 25, 0.25),
+        ([0] * 80 + [1] * 20, 0.8),  # imbalanced: a constant answer scores the majority's rate
+        ([2] * 7 + [0] * 3, 0.7),
+    ],
+)
 def test_chance_is_the_majority_class_rate(labels, chance):
     assert chance_level(np.array(labels)) == pytest.approx(chance)
 
 
-@pytest.mark.parametrize("accs, losses, chance, expected", [
-    ([0.5, 0.8, 0.9], None, 0.1, "ok"),
-    ([0.12, 0.15, 0.2], None, 0.1, "ok"),  # slow, but past a tenth of the way from chance: it learned
-    ([0.6, 0.3, 0.11], None, 0.1, "collapsed"),  # learned, then fell back to chance
-    ([0.1, 0.1, 0.1], [4e4, 2.3, 2.3], 0.1, "collapsed"),  # the loss spiked, then chance
-    ([0.1, 0.11, 0.12], [2.31, 2.30, 2.29], 0.1, "stalled"),  # never left chance
-    ([0.8, 0.81, 0.81], None, 0.8, "stalled"),  # 81 % is chance when 80 % of the labels are one class
-    ([0.8, 0.85, 0.9], None, 0.8, "ok"),
-    ([0.9, float("nan"), 0.5], None, 0.5, "collapsed"),
-])
+@pytest.mark.parametrize(
+    "accs, losses, chance, expected",
+    [
+        ([0.5, 0.8, 0.9], None, 0.1, "ok"),
+        ([0.12, 0.15, 0.2], None, 0.1, "ok"),  # slow, but past a tenth of the way from chance: it learned
+        ([0.6, 0.3, 0.11], None, 0.1, "collapsed"),  # learned, then fell back to chance
+        ([0.1, 0.1, 0.1], [4e4, 2.3, 2.3], 0.1, "collapsed"),  # the loss spiked, then chance
+        ([0.1, 0.11, 0.12], [2.31, 2.30, 2.29], 0.1, "stalled"),  # never left chance
+        ([0.8, 0.81, 0.81], None, 0.8, "stalled"),  # 81 % is chance when 80 % of the labels are one class
+        ([0.8, 0.85, 0.9], None, 0.8, "ok"),
+        ([0.9, float("nan"), 0.5], None, 0.5, "collapsed"),
+    ],
+)
 def test_classify_reads_the_curve_against_chance(accs, losses, chance, expected):
     assert classify(epochs(accs, losses), chance, n_classes=10) == expected
 
@@ -97,8 +103,21 @@ def test_a_dead_network_is_stopped_at_once_and_really_is_dead(optimizer, epochs_
 def test_a_run_that_learns_is_never_flagged_and_the_check_costs_nothing_it_does_not_find():
     x, y, xv, yv = blobs()
     for opt in OPTIMIZERS:
-        h = train(dict(hidden=[16, 8], lr=0.01 if opt in ("adam", "rmsprop", "adagrad") else 0.1, batch_size=20,
-                       activation="relu", optimizer=opt, epochs=4, seed=1), x, y, xv, yv)
+        h = train(
+            dict(
+                hidden=[16, 8],
+                lr=0.01 if opt in ("adam", "rmsprop", "adagrad") else 0.1,
+                batch_size=20,
+                activation="relu",
+                optimizer=opt,
+                epochs=4,
+                seed=1,
+            ),
+            x,
+            y,
+            xv,
+            yv,
+        )
         assert h.outcome == "ok" and h.epochs[-1]["val_accuracy"] > 0.9, opt
 
 
@@ -115,8 +134,9 @@ def test_with_weight_decay_a_dead_layer_is_only_judged_at_the_last_epoch():
 
 def test_chance_follows_the_validation_labels_of_an_imbalanced_problem():
     x, y, xv, yv = blobs(weights=[0.85, 0.1, 0.05])
-    h = train(dict(hidden=[8], lr=1e-6, batch_size=50, activation="tanh", optimizer="sgd", epochs=2, seed=0),
-              x, y, xv, yv)
+    h = train(
+        dict(hidden=[8], lr=1e-6, batch_size=50, activation="tanh", optimizer="sgd", epochs=2, seed=0), x, y, xv, yv
+    )
     assert h.chance == pytest.approx(np.bincount(yv).max() / len(yv))
     assert h.outcome == "stalled"
 
@@ -146,8 +166,10 @@ def relu_studies(tmp_path_factory):
     for seed in (0, 1):
         space = root / f"relu{seed}.toml"
         space.write_text(textwrap.dedent(RELU.format(trials=30, seed=seed)))
-        assert cli.main(["run", str(space), "--out", str(root / "out"), "--name", f"relu-{seed}", "--jobs", "2",
-                         "-q"]) == 0
+        assert (
+            cli.main(["run", str(space), "--out", str(root / "out"), "--name", f"relu-{seed}", "--jobs", "2", "-q"])
+            == 0
+        )
         out.append(root / "out" / f"relu-{seed}")
     return out
 
@@ -206,12 +228,16 @@ def test_narrow_never_centres_on_a_failed_trial(relu_studies, tmp_path, capsys):
     assert hi < df.loc[df["outcome"] == "dead", "lr"].max()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--check", "{other}"], "not a study of the same space"),
-    (["--check", "/nonexistent/study"], "/nonexistent/study: no such results directory"),
-])
-def test_a_check_on_a_foreign_or_missing_study_is_one_line_and_exit_code_2(relu_studies, tmp_path, capsys,
-                                                                              argv, message):
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--check", "{other}"], "not a study of the same space"),
+        (["--check", "/nonexistent/study"], "/nonexistent/study: no such results directory"),
+    ],
+)
+def test_a_check_on_a_foreign_or_missing_study_is_one_line_and_exit_code_2(
+    relu_studies, tmp_path, capsys, argv, message
+):
     other = make_study(tmp_path, "foreign", n=20)
     code = cli.main(["regions", str(relu_studies[0]), *[a.format(other=other) for a in argv]])
     err = capsys.readouterr().err

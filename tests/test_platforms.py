@@ -41,8 +41,14 @@ alpha = { uniform = [0.0, 0.3] }
 
 
 def without_posix(*argv, cwd):
-    return subprocess.run([sys.executable, "-c", WITHOUT_POSIX, *map(str, argv)], cwd=cwd, capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_POSIX, *map(str, argv)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +59,16 @@ def study(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("argv", [
-    ["check", "w.toml"],
-    ["show", "out/w"],
-    ["regions", "out/w"],
-    ["narrow", "out/w", "-o", "narrowed.toml"],
-    ["plot", "out/w"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "w.toml"],
+        ["show", "out/w"],
+        ["regions", "out/w"],
+        ["narrow", "out/w", "-o", "narrowed.toml"],
+        ["plot", "out/w"],
+    ],
+)
 def test_reading_and_analysis_commands_work_without_fork_or_fcntl(study, argv):
     done = without_posix(*argv, cwd=study)
     assert done.returncode == 0, done.stderr
@@ -71,16 +80,23 @@ def test_the_mlp_core_trains_without_fork_or_fcntl(tmp_path):
         from hpsearch.data import load
         from hpsearch.mlp import MLPConfig, train
         ds = load("digits")
-        h = train(MLPConfig(hidden=(32,), epochs=5, lr=0.1, seed=0), ds.x_train / 16, ds.y_train, ds.x_test / 16, ds.y_test)
+        config = MLPConfig(hidden=(32,), epochs=5, lr=0.1, seed=0)
+        h = train(config, ds.x_train / 16, ds.y_train, ds.x_test / 16, ds.y_test)
         assert h.best_value > 0.5, h.best_value
     """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.parametrize("argv", [["run", "w.toml", "--out", "other"], ["worker", "--storage", "out/w/optuna-journal.log",
-                                                                         "--study", "w"]])
+@pytest.mark.parametrize(
+    "argv", [["run", "w.toml", "--out", "other"], ["worker", "--storage", "out/w/optuna-journal.log", "--study", "w"]]
+)
 def test_run_and_worker_say_in_one_line_why_they_cannot_and_what_works(study, argv):
     done = without_posix(*argv, cwd=study)
     assert done.returncode == 2

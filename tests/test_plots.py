@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from fixtures.analysis.studies import make_study
+
 from hpsearch import cli
 from hpsearch.analysis.plots import outcome
 from hpsearch.results import open_results
@@ -47,21 +47,27 @@ def test_a_pair_can_be_chosen_and_a_study_without_completed_trials_still_gets_it
 
 
 def test_outcomes_tell_each_failure_kind_from_pruned_and_running():
-    df = pd.DataFrame({"state": ["COMPLETE", "PRUNED", "PRUNED", "PRUNED", "PRUNED", "PRUNED", "PRUNED", "FAIL",
-                                 "RUNNING"],
-                       "prune_reason": [None, "overflow", "nan", "dead", "collapsed", "stalled", "pruner", None, None]})
+    df = pd.DataFrame(
+        {
+            "state": ["COMPLETE", "PRUNED", "PRUNED", "PRUNED", "PRUNED", "PRUNED", "PRUNED", "FAIL", "RUNNING"],
+            "prune_reason": [None, "overflow", "nan", "dead", "collapsed", "stalled", "pruner", None, None],
+        }
+    )
     expected = ["ok", "overflow", "nan", "dead", "collapsed", "stalled", "pruned", "error", "running"]
     assert outcome(df).tolist() == expected  # derived from state and reason (a trials.csv without outcome)
     df["outcome"] = ["ok", "overflow", "nan", "dead", "collapsed", "stalled", "ok", None, None]
     assert outcome(df).tolist() == expected
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--pair", "lr,alpah"], "--pair: unknown parameter 'alpah'; did you mean 'alpha'?"),
-    (["--pair", "lr"], "--pair takes two different parameters"),
-    (["--top", "0"], "--top must be at least 1, got 0"),
-    (["--params", "lr,optimizer"], "--params: optimizer was not searched"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--pair", "lr,alpah"], "--pair: unknown parameter 'alpah'; did you mean 'alpha'?"),
+        (["--pair", "lr"], "--pair takes two different parameters"),
+        (["--top", "0"], "--top must be at least 1, got 0"),
+        (["--params", "lr,optimizer"], "--params: optimizer was not searched"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, argv, message):
     d = make_study(tmp_path, n=10)
     code, _, err = plot(capsys, d, *argv)

@@ -35,8 +35,20 @@ def test_whole_numbers_read_as_integers_and_text_as_text_even_with_gaps(tmp_path
     df = read_trials(out / "t")
     # the gaps that make plain read_csv guess float: a trial without a second layer, one without a divergence
     assert raw["hidden_2"].isna().any() and raw["div_epoch"].isna().any(), "the study has no gaps to test"
-    for col in ("number", "best_epoch", "div_epoch", "div_step", "retry_of", "retried_as", "epochs_run",
-                "hidden_1", "hidden_2", "n_layers", "batch_size", "trial_seed"):
+    for col in (
+        "number",
+        "best_epoch",
+        "div_epoch",
+        "div_step",
+        "retry_of",
+        "retried_as",
+        "epochs_run",
+        "hidden_1",
+        "hidden_2",
+        "n_layers",
+        "batch_size",
+        "trial_seed",
+    ):
         assert str(df[col].dtype) == "Int64", (col, df[col].dtype)
     for col in ("state", "fail_reason", "prune_reason", "worker"):
         assert str(df[col].dtype) == "string", (col, df[col].dtype)

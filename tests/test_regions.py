@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-
 from fixtures.analysis.studies import make_study
+
 from hpsearch import cli
 from hpsearch.analysis.regions import divergence_edge, make_binning
 from hpsearch.results import open_results
@@ -93,8 +93,11 @@ def test_an_int_with_few_values_gets_one_row_per_value(study, capsys):
 def test_the_boundary_names_lr_with_counts_and_the_lower_edge_of_z_score(report):
     tree = block(report, "Boundary (decision tree")
     assert any(re.search(r"lr > [\d.]+.*→ failed \d+ of \d+ \(\d+ %\)", line) for line in tree[1:])
-    short = re.search(r"In short: training fails when lr > ([\d.]+) \((\d+) of (\d+) trials there failed; "
-                      r"(\d+) of (\d+) below\)", report)
+    short = re.search(
+        r"In short: training fails when lr > ([\d.]+) \((\d+) of (\d+) trials there failed; "
+        r"(\d+) of (\d+) below\)",
+        report,
+    )
     assert short, report
     assert 0.25 < float(short.group(1)) < 1.1
     assert int(short.group(3)) + int(short.group(5)) == 160
@@ -124,14 +127,20 @@ def test_compare_puts_two_studies_side_by_side_and_compares_their_edges(tmp_path
     assert "[minmax]" in title and "[zscore]" in title
     assert all(line.count("│") == 1 for line in table)
     assert "[minmax]" in out and "[zscore]" in out
-    assert re.search(r"Compared: minmax fails when lr > [\d.]+, zscore when lr > [\d.]+ — the edge of zscore is "
-                     r"[\d.]+× lower", out), out
+    assert re.search(
+        r"Compared: minmax fails when lr > [\d.]+, zscore when lr > [\d.]+ — the edge of zscore is "
+        r"[\d.]+× lower",
+        out,
+    ), out
 
 
-@pytest.mark.parametrize("kwargs, expected", [
-    ({"n": 40, "diverge": False}, "no trial failed (0 of 40 finished)"),
-    ({"n": 7}, "too few to say where failure starts"),
-])
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({"n": 40, "diverge": False}, "no trial failed (0 of 40 finished)"),
+        ({"n": 7}, "too few to say where failure starts"),
+    ],
+)
 def test_the_boundary_is_honest_when_the_data_cannot_say(tmp_path, capsys, kwargs, expected):
     code, out, _ = regions(capsys, make_study(tmp_path, **kwargs))
     assert code == 0 and expected in out
@@ -182,15 +191,18 @@ def test_bins_are_shared_when_comparing_so_rows_line_up(tmp_path):
     assert binning.assign(pd.Series([0.005, 3.0, np.nan])).tolist() == [0, 3, -1]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--params", "lrr"], "--params: unknown parameter 'lrr'; did you mean 'lr'?"),
-    (["--params", "optimizer"], "--params: optimizer was not searched"),
-    (["--pair", "lr"], "--pair takes two different parameters like lr,alpha, got 'lr'"),
-    (["--pair", "lr,alpah"], "did you mean 'alpha'?"),
-    (["--bins", "1"], "--bins must be between 2 and 50, got 1"),
-    (["--compare", "/nonexistent/study"], "/nonexistent/study: no such results directory"),
-    (["--where", "lr >> 2"], "not a valid condition"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--params", "lrr"], "--params: unknown parameter 'lrr'; did you mean 'lr'?"),
+        (["--params", "optimizer"], "--params: optimizer was not searched"),
+        (["--pair", "lr"], "--pair takes two different parameters like lr,alpha, got 'lr'"),
+        (["--pair", "lr,alpah"], "did you mean 'alpha'?"),
+        (["--bins", "1"], "--bins must be between 2 and 50, got 1"),
+        (["--compare", "/nonexistent/study"], "/nonexistent/study: no such results directory"),
+        (["--where", "lr >> 2"], "not a valid condition"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_2(study, capsys, argv, message):
     code, out, err = regions(capsys, study, *argv)
     assert code == 2

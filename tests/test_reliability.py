@@ -47,8 +47,14 @@ def write_space(tmp_path, name="rel", epochs=6, trials=10):
 
 def hpsearch(*argv, **kw):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "hpsearch", *map(str, argv)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpsearch", *map(str, argv)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def journal_study(results_dir: Path, name: str) -> optuna.Study:
@@ -85,7 +91,9 @@ def test_kill_9_then_the_same_command_finishes_exactly_n_trials_and_keeps_the_fi
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     time.sleep(0.5)  # the trial processes die with their supervisor (PDEATHSIG)
-    snapshot = {t.number: (t.state, t.value, t.params) for t in journal_study(d, "rel").get_trials() if t.state.is_finished()}
+    snapshot = {
+        t.number: (t.state, t.value, t.params) for t in journal_study(d, "rel").get_trials() if t.state.is_finished()
+    }
     running_at_kill = [t.number for t in journal_study(d, "rel").get_trials() if t.state.name == "RUNNING"]
     assert snapshot and len(before) >= 3
     assert running_at_kill, "no trial was running at the kill"
@@ -210,8 +218,9 @@ def test_a_killed_worker_on_postgres_is_detected_by_heartbeat_and_its_trial_run_
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     time.sleep(0.5)  # its trial process dies with it (PDEATHSIG)
-    running_at_kill = [t.number for t in optuna.load_study(study_name=name, storage=storage).get_trials()
-                       if t.state.name == "RUNNING"]
+    running_at_kill = [
+        t.number for t in optuna.load_study(study_name=name, storage=storage).get_trials() if t.state.name == "RUNNING"
+    ]
     assert running_at_kill, "no trial was running at the kill"
     again = hpsearch(*argv)
     _, err = again.communicate(timeout=300)
@@ -231,13 +240,19 @@ POSTGRES_CTL = os.environ.get("HPSEARCH_TEST_POSTGRES_CTL")
 
 
 def _postgres(action: str) -> None:
-    subprocess.run([*shlex.split(POSTGRES_CTL), action, *(["-m", "fast"] if action == "stop" else [])],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [*shlex.split(POSTGRES_CTL), action, *(["-m", "fast"] if action == "stop" else [])],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.database
-@pytest.mark.skipif(not (POSTGRES and POSTGRES_CTL),
-                    reason="HPSEARCH_TEST_POSTGRES_URL / _CTL not set (.ci/run starts and controls a PostgreSQL server)")
+@pytest.mark.skipif(
+    not (POSTGRES and POSTGRES_CTL),
+    reason="HPSEARCH_TEST_POSTGRES_URL / _CTL not set (.ci/run starts and controls a PostgreSQL server)",
+)
 def test_a_run_and_a_worker_ride_out_a_database_outage_and_finish_each_configuration_once(tmp_path):
     name = f"pgout-{uuid.uuid4().hex[:8]}"
     space = write_space(tmp_path, name=name, trials=8, epochs=100)
@@ -252,8 +267,10 @@ def test_a_run_and_a_worker_ride_out_a_database_outage_and_finish_each_configura
                 break
         time.sleep(0.2)
     worker = hpsearch("worker", "--storage", POSTGRES, "--study", name, "--jobs", 1)
-    while not any(t.state.name == "RUNNING" and t.system_attrs.get("hpsearch:worker_id", "").endswith(f":{worker.pid}")
-                  for t in optuna.load_study(study_name=name, storage=storage).get_trials()):
+    while not any(
+        t.state.name == "RUNNING" and t.system_attrs.get("hpsearch:worker_id", "").endswith(f":{worker.pid}")
+        for t in optuna.load_study(study_name=name, storage=storage).get_trials()
+    ):
         assert time.monotonic() < deadline and worker.poll() is None, worker.communicate()
         time.sleep(0.1)  # the outage starts once the worker works on a trial
     storage.engine.dispose()

@@ -72,7 +72,18 @@ def test_same_seed_gives_identical_trials_whatever_the_number_of_jobs(tmp_path):
     space = write_space(tmp_path)
     assert run(space, "--out", tmp_path / "a", "--jobs", 1, "--test-top", 0) == 0
     assert run(space, "--out", tmp_path / "b", "--jobs", 2, "--test-top", 0) == 0
-    cols = ["number", "state", "value", "hidden_1", "lr", "batch_size", "alpha", "normalizer", "best_epoch", "trial_seed"]
+    cols = [
+        "number",
+        "state",
+        "value",
+        "hidden_1",
+        "lr",
+        "batch_size",
+        "alpha",
+        "normalizer",
+        "best_epoch",
+        "trial_seed",
+    ]
     a = pd.read_csv(tmp_path / "a" / "small" / "trials.csv")[cols]
     b = pd.read_csv(tmp_path / "b" / "small" / "trials.csv")[cols]
     pd.testing.assert_frame_equal(a, b)
@@ -81,8 +92,10 @@ def test_same_seed_gives_identical_trials_whatever_the_number_of_jobs(tmp_path):
 def test_a_different_seed_gives_different_configurations(tmp_path):
     space = write_space(tmp_path)
     assert run(space, "--out", tmp_path / "a", "--jobs", 1, "--test-top", 0, "--trials", 2, "--epochs", 1) == 0
-    assert run(space, "--out", tmp_path / "b", "--jobs", 1, "--test-top", 0, "--trials", 2, "--epochs", 1,
-               "--seed", 1) == 0
+    assert (
+        run(space, "--out", tmp_path / "b", "--jobs", 1, "--test-top", 0, "--trials", 2, "--epochs", 1, "--seed", 1)
+        == 0
+    )
     a = pd.read_csv(tmp_path / "a" / "small" / "trials.csv")
     b = pd.read_csv(tmp_path / "b" / "small" / "trials.csv")
     assert not (a["lr"].values == b["lr"].values).all()
@@ -206,8 +219,10 @@ def test_check_prints_the_space_and_samples(tmp_path, capsys):
 def test_optunas_other_samplers_and_pruners_run_and_pruned_trials_say_so(tmp_path, sampler, pruner):
     # lr down to 1e-4: the slow learners fall below the median and get pruned
     space = write_space(tmp_path, trials=16, epochs=6, lo=0.0001)
-    assert run(space, "--out", tmp_path / "out", "--jobs", 2, "--sampler", sampler, "--pruner", pruner,
-               "--test-top", 0) == 0
+    assert (
+        run(space, "--out", tmp_path / "out", "--jobs", 2, "--sampler", sampler, "--pruner", pruner, "--test-top", 0)
+        == 0
+    )
     df = read(tmp_path, "small")
     assert len(df) == 16 and set(df["state"]) <= {"COMPLETE", "PRUNED"}
     by_pruner = df[(df["state"] == "PRUNED") & ~df["prune_reason"].isin(["overflow", "nan"])]

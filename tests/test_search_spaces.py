@@ -34,8 +34,25 @@ def test_each_space_runs_on_digits_and_on_mnist(tmp_path, space, dataset):
         if not MNIST.is_dir():
             pytest.skip(f"no MNIST files at {MNIST}")
         dataset = f"mnist:{MNIST}"
-    code = cli.main(["run", str(space), "--trials", "2", "--epochs", "1", "--jobs", "2", "--dataset", dataset,
-                     "--out", str(tmp_path), "--test-top", "1", "-q"])
+    code = cli.main(
+        [
+            "run",
+            str(space),
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--jobs",
+            "2",
+            "--dataset",
+            dataset,
+            "--out",
+            str(tmp_path),
+            "--test-top",
+            "1",
+            "-q",
+        ]
+    )
     assert code == 0
     name = load_space(space).study.name
     df = pd.read_csv(tmp_path / name / "trials.csv")

@@ -24,7 +24,7 @@ def _act(name, alpha):
 def _unpack(theta, sizes):
     out, at = [], 0
     for fan_in, fan_out in itertools.pairwise(sizes):
-        block = theta[at:at + (fan_in + 1) * fan_out].reshape(fan_in + 1, fan_out)
+        block = theta[at : at + (fan_in + 1) * fan_out].reshape(fan_in + 1, fan_out)
         out.append((block[:fan_in], block[fan_in]))
         at += (fan_in + 1) * fan_out
     return out
@@ -90,13 +90,17 @@ def _hessian(theta, x, y, sizes, f, wd, mask, eps=1e-4, slopes=None):
     """The full Hessian by second differences of the loss (leaky ReLU: with ``slopes`` frozen)."""
     n = theta.size
     H = np.empty((n, n))
-    L = lambda t: _loss(t, x, y, sizes, f, wd, mask, slopes)
+
+    def L(t):
+        return _loss(t, x, y, sizes, f, wd, mask, slopes)
+
     for i in range(n):
         for j in range(i, n):
             ei, ej = np.zeros(n), np.zeros(n)
             ei[i], ej[j] = eps, eps
-            H[i, j] = H[j, i] = (L(theta + ei + ej) - L(theta + ei - ej) - L(theta - ei + ej)
-                                 + L(theta - ei - ej)) / (4 * eps * eps)
+            H[i, j] = H[j, i] = (L(theta + ei + ej) - L(theta + ei - ej) - L(theta - ei + ej) + L(theta - ei - ej)) / (
+                4 * eps * eps
+            )
     return H
 
 
@@ -124,12 +128,14 @@ def test_top_eigenvalue_of_a_symmetric_matrix_with_known_spectrum_including_nega
 # ---------------------------------------------------------------- the network's curvature
 
 
-@pytest.mark.parametrize("activation, weight_decay", [("tanh", 0.0), ("tanh", 0.05), ("leaky_relu", 0.0),
-                                                       ("leaky_relu", 0.05)])
+@pytest.mark.parametrize(
+    "activation, weight_decay", [("tanh", 0.0), ("tanh", 0.05), ("leaky_relu", 0.0), ("leaky_relu", 0.05)]
+)
 def test_sharpness_is_the_top_eigenvalue_of_the_exact_hessian(blobs, activation, weight_decay):
     x, y = blobs
-    config = MLPConfig(hidden=(5, 4), activation=activation, alpha=0.1, weight_decay=weight_decay,
-                       dtype="float64", seed=2)
+    config = MLPConfig(
+        hidden=(5, 4), activation=activation, alpha=0.1, weight_decay=weight_decay, dtype="float64", seed=2
+    )
     model = MLP(config, 4, 3, rng=np.random.default_rng(2))
     sizes, theta = model.sizes, model.params.copy()
     slopes = _slopes(theta, x, sizes, 0.1) if activation == "leaky_relu" else None
@@ -143,8 +149,9 @@ def test_sharpness_is_the_top_eigenvalue_of_the_exact_hessian(blobs, activation,
 @pytest.mark.parametrize("activation, weight_decay", [("tanh", 0.0), ("leaky_relu", 0.05)])
 def test_gauss_newton_products_give_the_top_eigenvalue_of_the_gauss_newton_matrix(blobs, activation, weight_decay):
     x, y = blobs
-    config = MLPConfig(hidden=(5, 4), activation=activation, alpha=0.1, weight_decay=weight_decay,
-                       dtype="float64", seed=2)
+    config = MLPConfig(
+        hidden=(5, 4), activation=activation, alpha=0.1, weight_decay=weight_decay, dtype="float64", seed=2
+    )
     model = MLP(config, 4, 3, rng=np.random.default_rng(2))
     sizes = model.sizes
     G = _gauss_newton(model.params.copy(), x, y, sizes, _act(activation, 0.1), weight_decay, _weight_mask(sizes))
@@ -172,9 +179,17 @@ def test_sharpness_with_batch_norm_and_dropout_is_deterministic_for_a_seed(blobs
     assert a == b and a > 0
 
 
-@pytest.mark.parametrize("optimizer, extra, limit", [
-    ("sgd", {}, 2.0), ("momentum", {"momentum": 0.9}, 3.8), ("momentum", {"momentum": 0.5}, 3.0),
-    ("adam", {}, None), ("rmsprop", {}, None), ("adagrad", {}, None)])
+@pytest.mark.parametrize(
+    "optimizer, extra, limit",
+    [
+        ("sgd", {}, 2.0),
+        ("momentum", {"momentum": 0.9}, 3.8),
+        ("momentum", {"momentum": 0.5}, 3.0),
+        ("adam", {}, None),
+        ("rmsprop", {}, None),
+        ("adagrad", {}, None),
+    ],
+)
 def test_stability_limit_of_each_optimizer(optimizer, extra, limit):
     assert stability_limit(MLPConfig(optimizer=optimizer, **extra)) == limit
 
@@ -227,8 +242,9 @@ def test_a_diverged_trial_carries_its_sharpness_in_trials_csv_divergence_csv_and
     space = tmp_path / "sharp.toml"
     space.write_text(STUDY)
     out = tmp_path / "results"
-    assert cli.main(["run", str(space), "--trials", "6", "--jobs", "1", "--out", str(out), "-q",
-                     "--test-top", "0"]) == 0
+    assert (
+        cli.main(["run", str(space), "--trials", "6", "--jobs", "1", "--out", str(out), "-q", "--test-top", "0"]) == 0
+    )
     trials = pd.read_csv(out / "sharp" / "trials.csv")
     diverged = trials[trials["prune_reason"].isin(["overflow", "nan"])]
     stable = trials[trials["state"] == "COMPLETE"]

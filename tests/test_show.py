@@ -8,8 +8,8 @@ import re
 
 import pandas as pd
 import pytest
-
 from fixtures.analysis.studies import make_study
+
 from hpsearch import cli
 from hpsearch.results import infer_scale, open_results
 
@@ -31,11 +31,11 @@ def table_rows(out: str, title: str) -> list[dict]:
     ends = [m.end() for m in re.finditer(r"\S+", header)]
     names = header.split()
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.strip():
             break
         line = line.ljust(ends[-1])
-        cells = [line[(ends[i - 1] if i else 0):end].strip() for i, end in enumerate(ends)]
+        cells = [line[(ends[i - 1] if i else 0) : end].strip() for i, end in enumerate(ends)]
         rows.append(dict(zip(names, cells)))
     return rows
 
@@ -162,25 +162,39 @@ def test_a_loss_study_ranks_lowest_first(tmp_path, capsys):
     assert open_results(d).metric == "val_loss"  # guessed from the value against the last val_loss
 
 
-@pytest.mark.parametrize("values, scale", [
-    ([0.001, 0.01, 0.5], "log"), ([0.0, 0.2, 0.4], "linear"), ([10, 20, 90], "int"), ([1, 50, 900], "log_int"),
-    (["a", "b"], "categorical"), ([True, False], "categorical"),
-])
+@pytest.mark.parametrize(
+    "values, scale",
+    [
+        ([0.001, 0.01, 0.5], "log"),
+        ([0.0, 0.2, 0.4], "linear"),
+        ([10, 20, 90], "int"),
+        ([1, 50, 900], "log_int"),
+        (["a", "b"], "categorical"),
+        ([True, False], "categorical"),
+    ],
+)
 def test_scales_are_guessed_from_the_values(values, scale):
     assert infer_scale(pd.Series(values)) == scale
 
 
-@pytest.mark.parametrize("setup, argv, message", [
-    ("missing", [], "no such results directory"),
-    ("foreign", [], "not an hpsearch results directory (no trials.csv)"),
-    ("empty", [], "no trials yet"),
-    ("ok", ["--sort", "batchsize"], "--sort: unknown column 'batchsize'; did you mean 'batch_size'? (columns: number"),
-    ("ok", ["--where", "lrr > 0.1"], "--where 'lrr > 0.1': unknown column 'lrr'; did you mean 'lr'?"),
-    ("ok", ["--where", "lr >"], "--where 'lr >': not a valid condition"),
-    ("ok", ["--where", "lr"], "not a condition"),
-    ("ok", ["--top", "-1"], "--top must be 0 or more, got -1"),
-    ("ok", ["--format", "xml"], "invalid choice: 'xml'"),
-])
+@pytest.mark.parametrize(
+    "setup, argv, message",
+    [
+        ("missing", [], "no such results directory"),
+        ("foreign", [], "not an hpsearch results directory (no trials.csv)"),
+        ("empty", [], "no trials yet"),
+        (
+            "ok",
+            ["--sort", "batchsize"],
+            "--sort: unknown column 'batchsize'; did you mean 'batch_size'? (columns: number",
+        ),
+        ("ok", ["--where", "lrr > 0.1"], "--where 'lrr > 0.1': unknown column 'lrr'; did you mean 'lr'?"),
+        ("ok", ["--where", "lr >"], "--where 'lr >': not a valid condition"),
+        ("ok", ["--where", "lr"], "not a condition"),
+        ("ok", ["--top", "-1"], "--top must be 0 or more, got -1"),
+        ("ok", ["--format", "xml"], "invalid choice: 'xml'"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, setup, argv, message):
     d = tmp_path / "study"
     if setup == "foreign":

@@ -27,7 +27,7 @@ def _table(text: str, title: str) -> list[list[str]]:
     lines = text.splitlines()
     at = next(i for i, line in enumerate(lines) if line.lstrip("# ").startswith(title))
     rows = []
-    for line in lines[at + 1:]:
+    for line in lines[at + 1 :]:
         if not line.strip():
             if rows:
                 break

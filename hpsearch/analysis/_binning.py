@@ -84,12 +84,18 @@ def make_binning(param: str, studies: list[Results], n_bins: int) -> Binning:
             upper = np.array(grid, dtype=float)
             return Binning(param, "values", [num(g) for g in grid], upper=upper, lows=list(upper))
         edges = np.geomspace(lo, hi, n_bins + 1) if log else np.linspace(lo, hi, n_bins + 1)
-        groups = [[g for g in grid if (edges[i] < g <= edges[i + 1]) or (i == 0 and g == edges[0])]
-                  for i in range(n_bins)]
+        groups = [
+            [g for g in grid if (edges[i] < g <= edges[i + 1]) or (i == 0 and g == edges[0])] for i in range(n_bins)
+        ]
         groups = [g for g in groups if g]
         labels = [num(g[0]) if len(g) == 1 else f"{num(g[0])} – {num(g[-1])}" for g in groups]
-        return Binning(param, "log bins" if log else "bins", labels, upper=np.array([g[-1] for g in groups], float),
-                       lows=[g[0] for g in groups])
+        return Binning(
+            param,
+            "log bins" if log else "bins",
+            labels,
+            upper=np.array([g[-1] for g in groups], float),
+            lows=[g[0] for g in groups],
+        )
     if lo == hi:
         return Binning(param, "values", [num(lo)], upper=np.array([hi], float), lows=[lo])
     edges = np.geomspace(lo, hi, n_bins + 1) if log else np.linspace(lo, hi, n_bins + 1)

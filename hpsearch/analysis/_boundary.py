@@ -96,7 +96,7 @@ def design(res: Results, df: pd.DataFrame, params: list[str]) -> tuple[np.ndarra
 
 
 def _value(f: Feature, t: float) -> float:
-    return 10 ** t if f.kind == "log" else t
+    return 10**t if f.kind == "log" else t
 
 
 def _cut(f: Feature, t: float, x: np.ndarray) -> tuple[str, str]:
@@ -107,7 +107,6 @@ def _cut(f: Feature, t: float, x: np.ndarray) -> tuple[str, str]:
         return f"{f.param} <= {num(at)}", f"{f.param} > {num(at)}"
     v = num(_value(f, t))
     return f"{f.param} <= {v}", f"{f.param} > {v}"
-
 
 
 def design_like(df: pd.DataFrame, feats: list[Feature]) -> np.ndarray:
@@ -154,8 +153,10 @@ class Edge:
     def words(self) -> str:
         """``lr > 0.9 (19 of 22 trials there failed; 2 of 58 below)``."""
         other = "below" if self.side == ">" else "above"
-        return (f"{self.text} ({self.d_side} of {self.n_side} trials there {self.what}; "
-                f"{self.d_other} of {self.n_other} {other})")
+        return (
+            f"{self.text} ({self.d_side} of {self.n_side} trials there {self.what}; "
+            f"{self.d_other} of {self.n_other} {other})"
+        )
 
     def predict(self, values: pd.Series) -> np.ndarray:
         """True where a value lies on the failing side (a missing value: not)."""
@@ -164,9 +165,17 @@ class Edge:
             return (x > self.threshold) if self.side == ">" else (x <= self.threshold)
 
     def as_dict(self) -> dict:
-        return {"param": self.param, "side": self.side, "value": self.threshold, "what": self.what,
-                "trials_past": self.n_side, "failed_past": self.d_side, "trials_within": self.n_other,
-                "failed_within": self.d_other, "p_value": self.p_value}
+        return {
+            "param": self.param,
+            "side": self.side,
+            "value": self.threshold,
+            "what": self.what,
+            "trials_past": self.n_side,
+            "failed_past": self.d_side,
+            "trials_within": self.n_other,
+            "failed_within": self.d_other,
+            "p_value": self.p_value,
+        }
 
 
 def stump(x: np.ndarray, y: np.ndarray, f: Feature, min_leaf: int):
@@ -216,8 +225,19 @@ def failure_edge(res: Results, df: pd.DataFrame, param: str, min_leaf: int = 3, 
         threshold = float(below.max()) if len(below) else float(math.floor(t))
     else:
         threshold = _value(f, t)
-    return Edge(param, ">" if above else "<=", threshold, n_side, d_side, n_other, d_other, float(p),
-                f.kind == "log", words[1] if above else words[0], what(kinds))
+    return Edge(
+        param,
+        ">" if above else "<=",
+        threshold,
+        n_side,
+        d_side,
+        n_other,
+        d_other,
+        float(p),
+        f.kind == "log",
+        words[1] if above else words[0],
+        what(kinds),
+    )
 
 
 def divergence_edge(res: Results, df: pd.DataFrame, param: str, min_leaf: int = 3) -> Edge | None:
@@ -275,8 +295,9 @@ def fit_boundary(res: Results, df: pd.DataFrame, params: list[str], kinds=FAILUR
     about = f"decision tree, depth {depth}, leaves of at least {min_leaf} trials, on {names}"
     if not feats or n == 0:
         return None if not feats else Boundary(None, [], tuple(kinds), about)
-    tree = DecisionTreeClassifier(max_depth=depth, min_samples_leaf=min(min_leaf, max(1, n // 2)),
-                                  random_state=0).fit(X, y)
+    tree = DecisionTreeClassifier(max_depth=depth, min_samples_leaf=min(min_leaf, max(1, n // 2)), random_state=0).fit(
+        X, y
+    )
     return Boundary(tree, feats, tuple(kinds), about)
 
 
@@ -325,13 +346,13 @@ def _conditions(conds: list, feats: list[Feature]) -> str:
         return "every trial"
     by_param: dict[str, dict] = {}
     for f, op, t, x, missing in conds:
-        c = by_param.setdefault(f.param, {"low": None, "high": None, "cats": None, "feat": f, "x": x,
-                                          "missing": True, "any_missing": False})
+        c = by_param.setdefault(
+            f.param, {"low": None, "high": None, "cats": None, "feat": f, "x": x, "missing": True, "any_missing": False}
+        )
         if f.kind == "cat":
             everything = [g.category for g in feats if g.param == f.param] + ([f.other] if f.other else [])
             cats = c["cats"] if c["cats"] is not None else list(dict.fromkeys(everything))
-            keep = (lambda k: k != f.category) if op == "<=" else (lambda k: k == f.category)
-            c["cats"] = [k for k in cats if keep(k)]
+            c["cats"] = [k for k in cats if (k != f.category if op == "<=" else k == f.category)]
             continue
         c["any_missing"] = c["any_missing"] or bool(np.isnan(x).any())
         c["missing"] = c["missing"] and missing
@@ -356,4 +377,3 @@ def _conditions(conds: list, feats: list[Feature]) -> str:
             text = f"({text} or {p} {NOT_SAMPLED})"
         parts.append(text)
     return " and ".join(parts)
-

@@ -40,15 +40,30 @@ MOVES = 1.25  # a categorical parameter "moves the edge" when its categories' me
 
 def add_arguments(p) -> None:
     p.add_argument("space", type=Path, metavar="SPACE", help="search-space TOML file")
-    p.add_argument("--dataset", default=None,
-                   help="data set: digits, mnist:DIR, npz:FILE, csv:FILE (default: [study] dataset)")
-    p.add_argument("--samples", "-n", type=whole("--samples", 1), default=SAMPLES, metavar="N",
-                   help=f"configurations sampled from the space (default: {SAMPLES})")
-    p.add_argument("--seed", type=int, default=None, help="seed of the samples and measurements (default: [study] seed)")
-    p.add_argument("--steps", type=whole("--steps", 1), default=STEPS,
-                   help=f"optimizer steps of each short run (default: {STEPS})")
-    p.add_argument("--jobs", "-j", type=whole("--jobs", 1), default=None,
-                   help="configurations measured at once, each in its own process (default: all cores)")
+    p.add_argument(
+        "--dataset", default=None, help="data set: digits, mnist:DIR, npz:FILE, csv:FILE (default: [study] dataset)"
+    )
+    p.add_argument(
+        "--samples",
+        "-n",
+        type=whole("--samples", 1),
+        default=SAMPLES,
+        metavar="N",
+        help=f"configurations sampled from the space (default: {SAMPLES})",
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of the samples and measurements (default: [study] seed)"
+    )
+    p.add_argument(
+        "--steps", type=whole("--steps", 1), default=STEPS, help=f"optimizer steps of each short run (default: {STEPS})"
+    )
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=whole("--jobs", 1),
+        default=None,
+        help="configurations measured at once, each in its own process (default: all cores)",
+    )
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
 
 
@@ -86,8 +101,7 @@ def _json(value):
     return str(value)
 
 
-def predict(space, prepared: objective.Prepared, *, samples: int, seed: int, steps: int = STEPS,
-            jobs: int = 1) -> dict:
+def predict(space, prepared: objective.Prepared, *, samples: int, seed: int, steps: int = STEPS, jobs: int = 1) -> dict:
     """The measurements and the prediction as plain values (what ``--format json`` prints).
     ``jobs`` > 1 measures that many configurations at once, in forked processes."""
     global _WORK
@@ -120,12 +134,27 @@ def _measure(i: int) -> dict:
     mlp_config = MLPConfig.from_dict({**mlp_opts, "epochs": 1, "seed": objective.trial_seed(seed, i)})
     x_train = prepared.normalized(data_opts["normalizer"], data_opts["norm_axis"])[0]
     with threadpool_limits(1):  # one BLAS thread per measurement: the processes are the parallelism
-        est = lr_edge(mlp_config, x_train, prepared.y_train, n_classes=prepared.n_classes,
-                      rng=np.random.default_rng([seed, i]), steps=steps)
+        est = lr_edge(
+            mlp_config,
+            x_train,
+            prepared.y_train,
+            n_classes=prepared.n_classes,
+            rng=np.random.default_rng([seed, i]),
+            steps=steps,
+        )
     flat = space.flatten({k: v for k, v in config.items() if k != "lr"})
-    return {"config": flat, "optimizer": mlp_config.optimizer, "sharpness": est.sharpness,
-            "limit": est.limit, "lr_limit": est.lr_limit, "lr_edge": est.lr_edge,
-            "survived": est.low, "diverged": est.high, "factor": est.factor, "runs": est.runs}
+    return {
+        "config": flat,
+        "optimizer": mlp_config.optimizer,
+        "sharpness": est.sharpness,
+        "limit": est.limit,
+        "lr_limit": est.lr_limit,
+        "lr_edge": est.lr_edge,
+        "survived": est.low,
+        "diverged": est.high,
+        "factor": est.factor,
+        "runs": est.runs,
+    }
 
 
 SMOOTH = 0.1  # each configuration's edge is known to about ±10 % (the bisection's last bracket)
@@ -200,25 +229,45 @@ def summarize(space, rows: list[dict], steps: int) -> dict:
     measured = [r for r in rows if r["limit"] is not None and r["lr_limit"] is not None]
     adaptive = sorted({r["optimizer"] for r in rows if r["limit"] is None})
     out: dict = {
-        "method": (f"λ_max at initialization (Lanczos on Hessian-vector products, {PROBE} rows), then runs of "
-                   f"{steps} steps bisected on lr from limit/λ_max"),
-        "samples": len(rows), "steps": steps, "configurations": rows, "adaptive": adaptive,
-        "lr_edge": None, "lr_edge_median": None, "lr_edge_spread": None, "within_range": False,
-        "lr_limit": None, "lr_limit_spread": None, "factor": None, "factor_spread": None, "by": {},
-        "searched": None, "expect_diverged": None,
+        "method": (
+            f"λ_max at initialization (Lanczos on Hessian-vector products, {PROBE} rows), then runs of "
+            f"{steps} steps bisected on lr from limit/λ_max"
+        ),
+        "samples": len(rows),
+        "steps": steps,
+        "configurations": rows,
+        "adaptive": adaptive,
+        "lr_edge": None,
+        "lr_edge_median": None,
+        "lr_edge_spread": None,
+        "within_range": False,
+        "lr_limit": None,
+        "lr_limit_spread": None,
+        "factor": None,
+        "factor_spread": None,
+        "by": {},
+        "searched": None,
+        "expect_diverged": None,
     }
     if adaptive:
-        out["adaptive_note"] = (f"no prediction for {', '.join(adaptive)}: adaptive optimizers rescale every step by "
-                                f"the gradients' history, so lr·λ_max < 2 does not bound them")
+        out["adaptive_note"] = (
+            f"no prediction for {', '.join(adaptive)}: adaptive optimizers rescale every step by "
+            f"the gradients' history, so lr·λ_max < 2 does not bound them"
+        )
     if not measured:
         return out
     weights = _weights(space, rows)[[r["limit"] is not None and r["lr_limit"] is not None for r in rows]]
     # an edge outside the bracket: 0 if every run diverged, inf if none did (the tree and the
     # expected share), or the bracket's end (the median and the spread)
-    exact = np.array([r["lr_edge"] if r["lr_edge"] is not None else (0.0 if r["survived"] == 0 else math.inf)
-                      for r in measured])
-    clipped = np.array([r["lr_edge"] if r["lr_edge"] is not None else (r["diverged"] if r["survived"] == 0
-                        else r["survived"]) for r in measured])
+    exact = np.array(
+        [r["lr_edge"] if r["lr_edge"] is not None else (0.0 if r["survived"] == 0 else math.inf) for r in measured]
+    )
+    clipped = np.array(
+        [
+            r["lr_edge"] if r["lr_edge"] is not None else (r["diverged"] if r["survived"] == 0 else r["survived"])
+            for r in measured
+        ]
+    )
     dist = space.distributions().get("lr")
     dist = dist if dist is not None and hasattr(dist, "low") else None
     out["lr_edge_median"] = _median(clipped, weights)
@@ -249,8 +298,12 @@ def summarize(space, rows: list[dict], steps: int) -> dict:
         for k, idx in groups.items():
             cut = tree_edge(exact[idx], dist) if dist is not None else None
             median = _median(clipped[idx])
-            by[k] = {"lr_edge": cut if cut is not None else median, "lr_edge_median": median,
-                     "lr_edge_spread": _spread(clipped[idx]), "n": len(idx)}
+            by[k] = {
+                "lr_edge": cut if cut is not None else median,
+                "lr_edge_median": median,
+                "lr_edge_spread": _spread(clipped[idx]),
+                "n": len(idx),
+            }
         if len(by) >= 2:
             out["by"][name] = by
     if dist is not None:
@@ -277,50 +330,81 @@ def _n(x: float) -> str:
 
 
 def text_lines(r: dict) -> list[str]:
-    lines = [f"edge of {r['space']} · {r['dataset']} · {r['samples']} sampled configurations · {r['seconds']:.1f} s",
-             f"method: {r['method']}"]
+    lines = [
+        f"edge of {r['space']} · {r['dataset']} · {r['samples']} sampled configurations · {r['seconds']:.1f} s",
+        f"method: {r['method']}",
+    ]
     if r["lr_edge"] is None:
         if r.get("no_edge_below") is not None:
-            lines.append(f"predicted lr edge: none below lr {_n(r['no_edge_below'])} — no short run of the "
-                         f"{r['never']} configurations overflowed up to 128× its quadratic limit (a ReLU "
-                         f"network's units can die instead)")
+            lines.append(
+                f"predicted lr edge: none below lr {_n(r['no_edge_below'])} — no short run of the "
+                f"{r['never']} configurations overflowed up to 128× its quadratic limit (a ReLU "
+                f"network's units can die instead)"
+            )
             if r.get("adaptive_note"):
                 lines.append(f"  {r['adaptive_note']}")
             if r["searched"] is not None:
-                lines.append(f"the searched lr {_n(r['searched'][0])} – {_n(r['searched'][1])}: expect no trial "
-                             f"to overflow" + (" (with sgd or momentum)" if r.get("adaptive_note") else ""))
+                lines.append(
+                    f"the searched lr {_n(r['searched'][0])} – {_n(r['searched'][1])}: expect no trial "
+                    f"to overflow" + (" (with sgd or momentum)" if r.get("adaptive_note") else "")
+                )
         else:
-            lines.append("predicted lr edge: none" + (f" — {r['adaptive_note']}" if r.get("adaptive_note") else
-                                                       " — no short run diverged or survived inside the bracket"))
+            lines.append(
+                "predicted lr edge: none"
+                + (
+                    f" — {r['adaptive_note']}"
+                    if r.get("adaptive_note")
+                    else " — no short run diverged or survived inside the bracket"
+                )
+            )
         return lines
     lo, hi = r["lr_edge_spread"]
-    where = ("where a one-split tree would cut a study of this space; the median configuration's edge is "
-             f"{_n(r['lr_edge_median'])}" if r["within_range"] else "the median configuration's edge")
-    lines.append(f"predicted lr edge: {_n(r['lr_edge'])}  ({where}; {_n(lo)} – {_n(hi)} over the middle 80 % "
-                 f"of the configurations)")
+    where = (
+        "where a one-split tree would cut a study of this space; the median configuration's edge is "
+        f"{_n(r['lr_edge_median'])}"
+        if r["within_range"]
+        else "the median configuration's edge"
+    )
+    lines.append(
+        f"predicted lr edge: {_n(r['lr_edge'])}  ({where}; {_n(lo)} – {_n(hi)} over the middle 80 % "
+        f"of the configurations)"
+    )
     limits = r["limits"]
-    limit = (" / ".join(_n(v) for v in limits) if len(limits) <= 2
-             else f"2 + 2·momentum: {_n(min(limits))} – {_n(max(limits))}")
+    limit = (
+        " / ".join(_n(v) for v in limits)
+        if len(limits) <= 2
+        else f"2 + 2·momentum: {_n(min(limits))} – {_n(max(limits))}"
+    )
     llo, lhi = r["lr_limit_spread"]
-    why = (f"why: lr·λ_max reaches the optimizer's stability limit ({limit}) at lr {_n(r['lr_limit'])} "
-           f"({_n(llo)} – {_n(lhi)})")
+    why = (
+        f"why: lr·λ_max reaches the optimizer's stability limit ({limit}) at lr {_n(r['lr_limit'])} "
+        f"({_n(llo)} – {_n(lhi)})"
+    )
     if r["factor"] is not None:
         flo, fhi = r["factor_spread"]
-        why += (f"; above it the first steps flatten the loss (catapult) and runs survive up to "
-                f"{r['factor']:.1f}× that ({flo:.1f} – {fhi:.1f}×), then overflow")
+        why += (
+            f"; above it the first steps flatten the loss (catapult) and runs survive up to "
+            f"{r['factor']:.1f}× that ({flo:.1f} – {fhi:.1f}×), then overflow"
+        )
     lines.append(why)
     for name, groups in r["by"].items():
-        parts = [f"{name} = {k} {_n(v['lr_edge'])} ({_n(v['lr_edge_spread'][0])} – {_n(v['lr_edge_spread'][1])}, "
-                 f"{v['n']} configurations)" for k, v in groups.items()]
+        parts = [
+            f"{name} = {k} {_n(v['lr_edge'])} ({_n(v['lr_edge_spread'][0])} – {_n(v['lr_edge_spread'][1])}, "
+            f"{v['n']} configurations)"
+            for k, v in groups.items()
+        ]
         lo_k, lo_v = min(groups.items(), key=lambda kv: kv[1]["lr_edge"])
         hi_v = max(groups.values(), key=lambda v: v["lr_edge"])
         ratio = hi_v["lr_edge"] / lo_v["lr_edge"]
-        verdict = (f"→ {lo_k} lowers the edge {ratio:.1f}×" if ratio >= MOVES
-                   else f"→ about the same edge whatever the {name}")
+        verdict = (
+            f"→ {lo_k} lowers the edge {ratio:.1f}×" if ratio >= MOVES else f"→ about the same edge whatever the {name}"
+        )
         lines.append("  " + "    ".join(parts) + "   " + verdict)
     if r.get("never"):
-        lines.append(f"  {r['never']} of the {len(r['configurations'])} configurations did not overflow up to 128× "
-                     f"their quadratic limit: counted as never diverging")
+        lines.append(
+            f"  {r['never']} of the {len(r['configurations'])} configurations did not overflow up to 128× "
+            f"their quadratic limit: counted as never diverging"
+        )
     if r.get("adaptive_note"):
         lines.append(f"  {r['adaptive_note']}")
     if r["searched"] is not None:

@@ -38,15 +38,30 @@ MARK = "# written by hpsearch narrow"
 
 def add_arguments(p) -> None:
     p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")
-    p.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
-                   help="the space file to write (default: RESULTS_DIR/narrowed.toml)")
-    p.add_argument("--top", type=_top, default=0.2, metavar="FRACTION|K",
-                   help="the best trials the ranges are fitted to: a fraction of the completed trials like 0.2 "
-                        f"(at least {MIN_TOP} trials), or a count like 15 (default: 0.2)")
-    p.add_argument("--name", default=None,
-                   help="study name in the new file (default: the original name + '-narrow', so results do not mix)")
-    p.add_argument("--force", action="store_true",
-                   help="overwrite FILE even if narrow did not write it (default: refuse)")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the space file to write (default: RESULTS_DIR/narrowed.toml)",
+    )
+    p.add_argument(
+        "--top",
+        type=_top,
+        default=0.2,
+        metavar="FRACTION|K",
+        help="the best trials the ranges are fitted to: a fraction of the completed trials like 0.2 "
+        f"(at least {MIN_TOP} trials), or a count like 15 (default: 0.2)",
+    )
+    p.add_argument(
+        "--name",
+        default=None,
+        help="study name in the new file (default: the original name + '-narrow', so results do not mix)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite FILE even if narrow did not write it (default: refuse)"
+    )
 
 
 def _top(text: str) -> float:
@@ -54,7 +69,8 @@ def _top(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--top must be a fraction like 0.2 or a count like 15, got {text!r}") from None
+            f"--top must be a fraction like 0.2 or a count like 15, got {text!r}"
+        ) from None
     if not value > 0 or (value > 1 and not value.is_integer()) or not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"--top must be a fraction in (0, 1] or a whole count >= 1, got {text}")
     return value
@@ -83,23 +99,26 @@ class Change:
 
 def _floor_sig(x: float, digits: int = 2) -> float:
     if x <= 0:
-        return math.floor(x * 10 ** 6) / 10 ** 6 if x < 0 else 0.0
+        return math.floor(x * 10**6) / 10**6 if x < 0 else 0.0
     e = math.floor(math.log10(x)) - digits + 1
-    return float(f"{math.floor(round(x / 10 ** e, 9)) * 10 ** e:.{digits + 1}g}")
+    return float(f"{math.floor(round(x / 10**e, 9)) * 10**e:.{digits + 1}g}")
 
 
 def _ceil_sig(x: float, digits: int = 2) -> float:
     if x <= 0:
         return -_floor_sig(-x, digits) if x < 0 else 0.0
     e = math.floor(math.log10(x)) - digits + 1
-    return float(f"{math.ceil(round(x / 10 ** e, 9)) * 10 ** e:.{digits + 1}g}")
+    return float(f"{math.ceil(round(x / 10**e, 9)) * 10**e:.{digits + 1}g}")
 
 
 def _describe(dist) -> str:
     if hasattr(dist, "choices"):
         return _options(dist.choices)
-    kind = ("log-uniform" if dist.log else "uniform") if not hasattr(dist, "step") or dist.step is None else (
-        "log-int" if dist.log else "int")
+    kind = (
+        ("log-uniform" if dist.log else "uniform")
+        if not hasattr(dist, "step") or dist.step is None
+        else ("log-int" if dist.log else "int")
+    )
     step = f" step {dist.step}" if getattr(dist, "step", None) not in (None, 1) else ""
     return f"{kind} {num(dist.low)} – {num(dist.high)}{step}"
 
@@ -113,7 +132,7 @@ def shrink(values: np.ndarray, dist) -> tuple:
     """The top trials' range plus the margin, clipped to ``dist`` and snapped to its grid (ints)."""
     log = bool(dist.log)
     f = np.log10 if log else (lambda v: v)
-    inv = (lambda v: 10 ** v) if log else (lambda v: v)
+    inv = (lambda v: 10**v) if log else (lambda v: v)
     low, high = float(dist.low), float(dist.high)
     margin = MARGIN * (f(high) - f(low))
     lo = inv(max(f(low), f(values.min()) - margin))
@@ -192,8 +211,16 @@ def plan(res: Results, space, top: pd.DataFrame) -> list[Change]:
                 changes.append(Change(key, label, before, "unchanged", "every option is among the top trials"))
             else:
                 dropped = [_options([c])[1:-1] for c in dist.choices if c not in keep]
-                changes.append(Change(key, label, before, _options(keep),
-                                      f"dropped {', '.join(dropped)} (not among the top trials)", keep))
+                changes.append(
+                    Change(
+                        key,
+                        label,
+                        before,
+                        _options(keep),
+                        f"dropped {', '.join(dropped)} (not among the top trials)",
+                        keep,
+                    )
+                )
             continue
         x = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
         lo, hi = shrink(x, dist)
@@ -207,8 +234,16 @@ def plan(res: Results, space, top: pd.DataFrame) -> list[Change]:
             changes.append(Change(key, label, before, "unchanged", note))
         else:
             step = f" step {dist.step}" if getattr(dist, "step", None) not in (None, 1) else ""
-            changes.append(Change(key, label, before, f"{num(lo, 3)} – {num(hi, 3)}{step}", note,
-                                  (type(dist.low)(lo), type(dist.high)(hi))))
+            changes.append(
+                Change(
+                    key,
+                    label,
+                    before,
+                    f"{num(lo, 3)} – {num(hi, 3)}{step}",
+                    note,
+                    (type(dist.low)(lo), type(dist.high)(hi)),
+                )
+            )
     _drop_failing_options(res, dists, {k: v for k, v in groups.items() if k in edged or not edged}, changes)
     return changes
 
@@ -265,8 +300,11 @@ def _drop_failing_options(res: Results, dists: dict, groups: dict[str, list[str]
         if not going:
             continue
         keep = tuple(o for o in keep if o not in going)
-        why = "; ".join(f"dropped {_options([o])[1:-1]} ({counts[o][0]} of {counts[o][1]} trials with it inside the "
-                        f"new ranges failed, {sd} of {sn} with {_options([safest])[1:-1]})" for o in going)
+        why = "; ".join(
+            f"dropped {_options([o])[1:-1]} ({counts[o][0]} of {counts[o][1]} trials with it inside the "
+            f"new ranges failed, {sd} of {sn} with {_options([safest])[1:-1]})"
+            for o in going
+        )
         c.note = why if c.new is None else f"{c.note}; {why}"
         c.after, c.new = _options(keep), keep
 
@@ -306,9 +344,11 @@ def build(space, changes: list[Change], study_name: str) -> tuple[str, dict[str,
 
 def _header(res: Results, k: int, n: int, top: pd.DataFrame, original: str) -> str:
     lo, hi = top["value"].min(), top["value"].max()
-    lines = [f"{MARK} from {res.path} ({res.name}):",
-             f"# ranges around the top {k} of {n} completed trials ({res.metric} {lo:.4g} – {hi:.4g}), "
-             f"away from the {len(res.failed)} failed."]
+    lines = [
+        f"{MARK} from {res.path} ({res.name}):",
+        f"# ranges around the top {k} of {n} completed trials ({res.metric} {lo:.4g} – {hi:.4g}), "
+        f"away from the {len(res.failed)} failed.",
+    ]
     lead = []
     for line in original.splitlines():
         if not line.startswith("#"):
@@ -337,16 +377,19 @@ def learned(res: Results) -> pd.DataFrame:
     done = res.completed
     done = done[done["outcome"] == OK]
     if done.empty:
-        raise ResultsError(f"{res.path}: no trial learned ({res.counts()}); every one ended at chance level or "
-                           f"failed, so there is nothing to narrow around — lower the learning rate range or change "
-                           f"the space")
+        raise ResultsError(
+            f"{res.path}: no trial learned ({res.counts()}); every one ended at chance level or "
+            f"failed, so there is nothing to narrow around — lower the learning rate range or change "
+            f"the space"
+        )
     return done
 
 
 def _writable(out: Path, res: Results, force: bool) -> None:
     if out.resolve() == (res.path / "space.toml").resolve():
-        raise ResultsError(f"-o {out}: that is the study's own space.toml (the record of what was run); "
-                           f"choose another file")
+        raise ResultsError(
+            f"-o {out}: that is the study's own space.toml (the record of what was run); choose another file"
+        )
     if out.is_dir():
         raise ResultsError(f"-o {out}: is a directory; give a file name like {out / 'narrowed.toml'}")
     if out.exists() and not force:
@@ -366,8 +409,9 @@ def main(args) -> int:
     res = open_results(args.results_dir)
     space_file = res.path / "space.toml"
     if not space_file.is_file():
-        raise ResultsError(f"{res.path}: no space.toml, so there is no space to narrow (narrow needs the file that "
-                           f"was run)")
+        raise ResultsError(
+            f"{res.path}: no space.toml, so there is no space to narrow (narrow needs the file that was run)"
+        )
     space = load_space(space_file)
     done = learned(res)
     out = args.output or res.path / "narrowed.toml"
@@ -383,8 +427,10 @@ def main(args) -> int:
     atomic_write(out, _header(res, k, len(done), top, space.text) + text)
 
     share = f"{round(100 * k / len(done))} % of {len(done)}" if args.top <= 1 else f"of {len(done)}"
-    print(f"Narrowing {res.name} around its top {k} completed trials ({share}; {res.metric} "
-          f"{top['value'].min():.4g} – {top['value'].max():.4g}), away from {len(res.failed)} failed:")
+    print(
+        f"Narrowing {res.name} around its top {k} completed trials ({share}; {res.metric} "
+        f"{top['value'].min():.4g} – {top['value'].max():.4g}), away from {len(res.failed)} failed:"
+    )
     if k < 5:
         print(f"  (only {k} trials: the new ranges rest on few points)")
     rows = [[c.label, c.before, "→", c.after, c.note] for c in changes]
@@ -401,7 +447,9 @@ def main(args) -> int:
         print(f"Kept constants: {', '.join(kept)}; conditions and [study] settings kept.")
     print(f"Wrote {out} (study {name}).")
     if re.match(r"(csv|npz|mnist):(?!/)", space.study.dataset):
-        print(f"note: dataset {space.study.dataset!r} is a relative path, read from the space file's directory; "
-              f"move {out.name} next to the data or make the path absolute")
+        print(
+            f"note: dataset {space.study.dataset!r} is a relative path, read from the space file's directory; "
+            f"move {out.name} next to the data or make the path absolute"
+        )
     print(f"Next: python -m hpsearch run {out}")
     return 0

@@ -48,18 +48,41 @@ DPI = 110
 
 def add_arguments(p) -> None:
     p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")
-    p.add_argument("--params", default=None, metavar="P1,P2",
-                   help="parameters that get a metric_vs_<param> figure, comma-separated; 'hidden' means every layer "
-                        "width (default: every searched parameter)")
-    p.add_argument("--pair", default=None, metavar="A,B",
-                   help="the two parameters of the pair scatter (default: lr,alpha if searched, else the first two "
-                        "numeric parameters)")
-    p.add_argument("--top", type=whole("--top", 1), default=5, metavar="K",
-                   help="best runs whose learning curves are drawn (default: 5)")
-    p.add_argument("--traces", type=whole("--traces", 1), default=6, metavar="N",
-                   help="diverged runs whose divergence traces are drawn, the longest traces first (default: 6)")
-    p.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help="where to write the PNG files (default: RESULTS_DIR/plots)")
+    p.add_argument(
+        "--params",
+        default=None,
+        metavar="P1,P2",
+        help="parameters that get a metric_vs_<param> figure, comma-separated; 'hidden' means every layer "
+        "width (default: every searched parameter)",
+    )
+    p.add_argument(
+        "--pair",
+        default=None,
+        metavar="A,B",
+        help="the two parameters of the pair scatter (default: lr,alpha if searched, else the first two "
+        "numeric parameters)",
+    )
+    p.add_argument(
+        "--top",
+        type=whole("--top", 1),
+        default=5,
+        metavar="K",
+        help="best runs whose learning curves are drawn (default: 5)",
+    )
+    p.add_argument(
+        "--traces",
+        type=whole("--traces", 1),
+        default=6,
+        metavar="N",
+        help="diverged runs whose divergence traces are drawn, the longest traces first (default: 6)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where to write the PNG files (default: RESULTS_DIR/plots)",
+    )
 
 
 # ---------------------------------------------------------------- helpers
@@ -125,8 +148,9 @@ def _axis(ax, res: Results, param: str, cats, which: str = "x") -> None:
         # the whole searched range, also when only unscored trials (drawn off the data axes) are there
         lo, hi = rng
         pad = (hi / lo) ** 0.04 if res.is_log(param) else 0.04 * (hi - lo)
-        (ax.set_xlim if which == "x" else ax.set_ylim)(*((lo / pad, hi * pad) if res.is_log(param)
-                                                        else (lo - pad, hi + pad)))
+        (ax.set_xlim if which == "x" else ax.set_ylim)(
+            *((lo / pad, hi * pad) if res.is_log(param) else (lo - pad, hi + pad))
+        )
     set_label(f"{param}" + (" (log scale)" if res.is_log(param) else ""))
 
 
@@ -165,23 +189,44 @@ def metric_vs_param(res: Results, param: str, out: Path) -> Path | None:
         m = (kinds == kind).to_numpy() & ~np.isnan(x)
         if m.any():
             label, colour, marker = STYLE[kind]
-            ax.scatter(x[m], np.full(m.sum(), _strip_y(res)), transform=strip, s=30, c=colour, marker=marker,
-                       label=f"{label} ({m.sum()}), no score: marked at their {param}")
+            ax.scatter(
+                x[m],
+                np.full(m.sum(), _strip_y(res)),
+                transform=strip,
+                s=30,
+                c=colour,
+                marker=marker,
+                label=f"{label} ({m.sum()}), no score: marked at their {param}",
+            )
     if done.any():
         i = np.flatnonzero(done)[np.argmax(y[done]) if res.maximize else np.argmin(y[done])]
-        ax.scatter([x[i]], [y[i]], s=140, facecolors="none", edgecolors="#2ca02c", linewidths=1.8,
-                   label=f"best: trial {int(df['number'].iloc[i])} ({y[i]:.4g})")
+        ax.scatter(
+            [x[i]],
+            [y[i]],
+            s=140,
+            facecolors="none",
+            edgecolors="#2ca02c",
+            linewidths=1.8,
+            label=f"best: trial {int(df['number'].iloc[i])} ({y[i]:.4g})",
+        )
     edge = failure_edge(res, df, param)
     if edge is not None:
-        ax.axvline(edge.threshold, color="#d62728", linestyle="--", linewidth=1,
-                   label=f"edge: {edge.text} ({edge.d_side} of {edge.n_side} failed)")
+        ax.axvline(
+            edge.threshold,
+            color="#d62728",
+            linestyle="--",
+            linewidth=1,
+            label=f"edge: {edge.text} ({edge.d_side} of {edge.n_side} failed)",
+        )
     _axis(ax, res, param, cats)
     _room_for_strip(ax, res)
     ax.set_ylabel(metric_words(res))
     if not done.any():
         ax.text(0.5, 0.5, "no completed trial yet", transform=ax.transAxes, ha="center", color="#555555")
-    ax.set_title(f"{res.name}: {metric_words(res)} against {param}\n"
-                 f"{done.sum()} learned, {int(failed_mask(df).sum())} failed of {len(df)} trials")
+    ax.set_title(
+        f"{res.name}: {metric_words(res)} against {param}\n"
+        f"{done.sum()} learned, {int(failed_mask(df).sum())} failed of {len(df)} trials"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, out and out / f"metric_vs_{param}.png")
@@ -217,8 +262,7 @@ def history(res: Results, out: Path) -> Path:
     fig = _figure(8, 4.6)
     ax = fig.add_subplot()
     done = df[df["value"].notna()]
-    ax.scatter(done["number"], done["value"], s=16, c=STYLE["ok"][1], alpha=0.5,
-               label=f"completed trial ({len(done)})")
+    ax.scatter(done["number"], done["value"], s=16, c=STYLE["ok"][1], alpha=0.5, label=f"completed trial ({len(done)})")
     if len(done):
         best = done["value"].cummax() if res.maximize else done["value"].cummin()
         ax.step(done["number"], best, where="post", color="#2ca02c", linewidth=2, label="best so far")
@@ -227,8 +271,15 @@ def history(res: Results, out: Path) -> Path:
         m = (kinds == kind).to_numpy()
         if m.any():
             label, colour, marker = STYLE[kind]
-            ax.scatter(df["number"][m], np.full(m.sum(), _strip_y(res)), transform=strip, s=26, c=colour,
-                       marker=marker, label=f"{label} ({m.sum()}), no score")
+            ax.scatter(
+                df["number"][m],
+                np.full(m.sum(), _strip_y(res)),
+                transform=strip,
+                s=26,
+                c=colour,
+                marker=marker,
+                label=f"{label} ({m.sum()}), no score",
+            )
     _room_for_strip(ax, res)
     ax.set_xlabel("trial number (order started)")
     from matplotlib.ticker import MaxNLocator
@@ -257,7 +308,7 @@ def curves(res: Results, k: int, out: Path) -> Path | None:
         shown = ", ".join(f"{p} {t[p]:.3g}" for p in key_params if not pd.isna(t.get(p)))
         label = f"#{rank}: trial {int(t['number'])}, {res.metric_label} {t['value']:.4g}"
         label += f" ({shown})" if shown else ""
-        line, = left.plot(rows["epoch"], rows[val_col], marker=".", label=label)
+        (line,) = left.plot(rows["epoch"], rows[val_col], marker=".", label=label)
         best = rows[rows["epoch"] == t["best_epoch"]]
         if len(best):
             left.scatter(best["epoch"], best[val_col], s=70, facecolors="none", edgecolors=line.get_color())
@@ -277,8 +328,11 @@ def curves(res: Results, k: int, out: Path) -> Path | None:
     for ax in (left, right):
         ax.grid(alpha=0.3)
     left.legend(fontsize=8, loc="best")
-    fig.suptitle(f"{res.name}: learning curves of the best {len(top)} runs" if len(top) > 1
-                 else f"{res.name}: learning curves of the best run")
+    fig.suptitle(
+        f"{res.name}: learning curves of the best {len(top)} runs"
+        if len(top) > 1
+        else f"{res.name}: learning curves of the best run"
+    )
     return _save(fig, out and out / "curves.png")
 
 
@@ -322,13 +376,12 @@ def divergence(res: Results, n: int, out: Path) -> Path | None:
             when = f" at epoch {int(row['div_epoch'])}, step {int(row['div_step'])}"
         ax.set_title(f"trial {int(number)} ({params})\n{row['prune_reason']}{when}", fontsize=9)
         ax.grid(alpha=0.3)
-    for ax in axes[len(chosen):]:
+    for ax in axes[len(chosen) :]:
         ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)
     more = f" ({len(chosen)} of {len(div)}, the longest traces)" if len(div) > len(chosen) else ""
-    fig.suptitle(f"{res.name}: the last steps before divergence{more}\ndotted line: the step it blew up",
-                 fontsize=10)
+    fig.suptitle(f"{res.name}: the last steps before divergence{more}\ndotted line: the step it blew up", fontsize=10)
     return _save(fig, out and out / "divergence.png")
 
 
@@ -342,8 +395,15 @@ def _sharpness_curve(ax, t: pd.DataFrame, row) -> None:
     ok = np.isfinite(x) & (x > 0)
     if not ok.any():
         return
-    ax.plot(t["step"][ok], x[ok], color="black", marker="D", markersize=4, linewidth=1.2,
-            label="lr·λ_max (λ_max: the loss's sharpness)")
+    ax.plot(
+        t["step"][ok],
+        x[ok],
+        color="black",
+        marker="D",
+        markersize=4,
+        linewidth=1.2,
+        label="lr·λ_max (λ_max: the loss's sharpness)",
+    )
     limit = limit_of(row)
     if limit is not None:
         ax.axhline(limit, color="black", linestyle="--", linewidth=0.8, label="stability limit of lr·λ_max")

@@ -48,9 +48,27 @@ from hpsearch.results import Results, diverged_mask, kind_counts, kinds_text, op
 from hpsearch.vocabulary import FAILURES, OK
 
 __all__ = [
-    "BEST_K", "Binning", "BinRow", "Boundary", "Edge", "Feature", "NOT_SAMPLED", "Rule", "bin_rows", "boundary",
-    "check", "design", "divergence_edge", "diverged_mask", "failure_edge", "fit_boundary", "make_binning", "num",
-    "primary_edge", "report_lines", "tree_rules",
+    "BEST_K",
+    "Binning",
+    "BinRow",
+    "Boundary",
+    "Edge",
+    "Feature",
+    "NOT_SAMPLED",
+    "Rule",
+    "bin_rows",
+    "boundary",
+    "check",
+    "design",
+    "divergence_edge",
+    "diverged_mask",
+    "failure_edge",
+    "fit_boundary",
+    "make_binning",
+    "num",
+    "primary_edge",
+    "report_lines",
+    "tree_rules",
 ]
 
 BEST_K = 10
@@ -91,9 +109,17 @@ class BinRow:
         return self.trials - self.failed
 
     def as_dict(self) -> dict:
-        return {"bin": self.label, "trials": self.trials, "ok": self.ok, "failed": self.failed,
-                "kinds": dict(self.kinds), "fail_rate": self.failed / self.trials if self.trials else None,
-                "best": _finite(self.best), "median": _finite(self.median), "best_run": self.has_best}
+        return {
+            "bin": self.label,
+            "trials": self.trials,
+            "ok": self.ok,
+            "failed": self.failed,
+            "kinds": dict(self.kinds),
+            "fail_rate": self.failed / self.trials if self.trials else None,
+            "best": _finite(self.best),
+            "median": _finite(self.median),
+            "best_run": self.has_best,
+        }
 
 
 def _learned(df: pd.DataFrame) -> pd.DataFrame:
@@ -119,9 +145,18 @@ def bin_rows(res: Results, df: pd.DataFrame, binning: Binning) -> list[BinRow]:
         v = values[m & ~np.isnan(values)]
         best = (v.max() if res.maximize else v.min()) if len(v) else None
         kinds = {k: int((m & (outcome == k)).sum()) for k in FAILURES if (m & (outcome == k)).any()}
-        rows.append(BinRow(label, int(m.sum()), int(failed[m].sum()), best,
-                           float(np.median(v)) if len(v) else None,
-                           best_number is not None and best_number in numbers[m], kinds, int(div[m].sum())))
+        rows.append(
+            BinRow(
+                label,
+                int(m.sum()),
+                int(failed[m].sum()),
+                best,
+                float(np.median(v)) if len(v) else None,
+                best_number is not None and best_number in numbers[m],
+                kinds,
+                int(div[m].sum()),
+            )
+        )
     return rows
 
 
@@ -146,18 +181,38 @@ def shown_kinds(frames: list[pd.DataFrame]) -> list[str]:
 def _grid(rows: list[list[str]], left: int = 1) -> list[str]:
     """Columns padded to width; the first ``left`` columns left-aligned, the rest right-aligned."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-            for r in rows]
+    return [
+        "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+        for r in rows
+    ]
 
 
 def param_table(res: Results, df: pd.DataFrame, binning: Binning, kinds: list[str]) -> list[str]:
     rows = bin_rows(res, df, binning)
     lab = res.metric_label
-    head = [f"Failure by {binning.param} ({binning.kind})", "trials", "ok", *kinds, "fail rate", f"best {lab}",
-            f"median {lab}", ""]
-    body = [[f"  {r.label}", str(r.trials), str(r.ok), *(str(r.kinds.get(k, 0)) for k in kinds),
-             _pct(r.failed, r.trials), _metric(res, r.best), _metric(res, r.median),
-             "◀ best run" if r.has_best else ""] for r in rows]
+    head = [
+        f"Failure by {binning.param} ({binning.kind})",
+        "trials",
+        "ok",
+        *kinds,
+        "fail rate",
+        f"best {lab}",
+        f"median {lab}",
+        "",
+    ]
+    body = [
+        [
+            f"  {r.label}",
+            str(r.trials),
+            str(r.ok),
+            *(str(r.kinds.get(k, 0)) for k in kinds),
+            _pct(r.failed, r.trials),
+            _metric(res, r.best),
+            _metric(res, r.median),
+            "◀ best run" if r.has_best else "",
+        ]
+        for r in rows
+    ]
     return _grid([head, *body])
 
 
@@ -204,8 +259,10 @@ def pair_table(res: Results, df: pd.DataFrame, a: Binning, b: Binning) -> list[s
             n, d = int(m.sum()), int(fail[m].sum())
             cells.append(f"{round(100 * d / n)}% ({d}/{n})" if n else "·")
         body.append(cells)
-    title = (f"Failure rate by {a.param} × {b.param}: rate (failed/trials); "
-             f"· = no trial ({int(((ia >= 0) & (ib >= 0)).sum())} trials with both)")
+    title = (
+        f"Failure rate by {a.param} × {b.param}: rate (failed/trials); "
+        f"· = no trial ({int(((ia >= 0) & (ib >= 0)).sum())} trials with both)"
+    )
     return [title, *_grid([head, *body])]
 
 
@@ -224,17 +281,22 @@ def boundary(res: Results, df: pd.DataFrame, params: list[str], n_bins: int) -> 
     lines: list[str] = []
     edge = primary_edge(res, df, _numeric(res, params))
     if n < MIN_TRIALS and 0 < d < n:
-        lines.append(f"Boundary: only {n} finished trials ({d} failed) — too few to say where failure starts; "
-                     f"run more trials.")
+        lines.append(
+            f"Boundary: only {n} finished trials ({d} failed) — too few to say where failure starts; run more trials."
+        )
         lines += _few_failed(res, fin, params)
         return lines + edge_lines(res, df, params, None, n_bins)
     if d == 0:
-        lines.append(f"Boundary: no trial failed (0 of {n} finished) — every trial learned; no failure inside the "
-                     f"space searched.")
+        lines.append(
+            f"Boundary: no trial failed (0 of {n} finished) — every trial learned; no failure inside the "
+            f"space searched."
+        )
         return lines + edge_lines(res, df, params, None, n_bins)
     if d == n:
-        lines.append(f"Boundary: every finished trial failed ({d} of {n}: {kinds_text(kind_counts(fin))}) — nothing "
-                     f"in the space searched learned; move or shrink the ranges (a lower learning rate first).")
+        lines.append(
+            f"Boundary: every finished trial failed ({d} of {n}: {kinds_text(kind_counts(fin))}) — nothing "
+            f"in the space searched learned; move or shrink the ranges (a lower learning rate first)."
+        )
         return lines
     if d < MIN_CLASS or n - d < MIN_CLASS:
         few = "failed" if d < MIN_CLASS else "learned"
@@ -258,8 +320,10 @@ def boundary(res: Results, df: pd.DataFrame, params: list[str], n_bins: int) -> 
         lines.append(f"In short: training fails when {edge.words()}.")
         lines += category_thresholds(res, df, params, edge)
     else:
-        lines.append("In short: no single parameter has a clear edge (a split where most trials fail, "
-                     f"with at least {MIN_CLASS} of them, p < {EDGE_P}).")
+        lines.append(
+            "In short: no single parameter has a clear edge (a split where most trials fail, "
+            f"with at least {MIN_CLASS} of them, p < {EDGE_P})."
+        )
     lines += kind_lines(res, df, params)
     return lines + edge_lines(res, df, params, edge, n_bins)
 
@@ -281,8 +345,10 @@ def kind_lines(res: Results, df: pd.DataFrame, params: list[str]) -> list[str]:
         if e is not None:
             out.append(f"  {k} ({counts[k]}): when {e.words()}")
         else:
-            out.append(f"  {k} ({counts[k]}): no edge of its own"
-                       + (" (too few)" if counts[k] < MIN_CLASS else " (scattered over the space)"))
+            out.append(
+                f"  {k} ({counts[k]}): no edge of its own"
+                + (" (too few)" if counts[k] < MIN_CLASS else " (scattered over the space)")
+            )
     return out
 
 
@@ -318,8 +384,10 @@ def category_thresholds(res: Results, df: pd.DataFrame, params: list[str], edge:
             if e is not None and e.side == edge.side:
                 found[str(cat)] = e
             elif len(fin) and dn >= 0.9 * len(fin) and dn >= MIN_CLASS:
-                notes.append(f"{c} = {cat} it fails at every {edge.param} searched ({dn} of {len(fin)}: "
-                             f"{kinds_text(kind_counts(fin))})")
+                notes.append(
+                    f"{c} = {cat} it fails at every {edge.param} searched ({dn} of {len(fin)}: "
+                    f"{kinds_text(kind_counts(fin))})"
+                )
             elif len(fin):
                 notes.append(f"{c} = {cat}: {dn} of {len(fin)} failed, no clear edge")
         if len(found) < 1 and not any("every" in n for n in notes):
@@ -330,16 +398,20 @@ def category_thresholds(res: Results, df: pd.DataFrame, params: list[str], edge:
             out.append(f"  with {c} = {cat}: fails when {e.words()}")
         out += [f"  with {note}" for note in notes]
         if len(found) >= 2:
-            (lo_cat, lo), (hi_cat, hi) = (min(found.items(), key=lambda kv: kv[1].threshold),
-                                          max(found.items(), key=lambda kv: kv[1].threshold))
+            (lo_cat, lo), (hi_cat, hi) = (
+                min(found.items(), key=lambda kv: kv[1].threshold),
+                max(found.items(), key=lambda kv: kv[1].threshold),
+            )
             ratio = hi.threshold / lo.threshold if lo.threshold > 0 and edge.log else None
             close = ratio < 1.5 if ratio is not None else abs(hi.threshold - lo.threshold) <= 0.1 * abs(hi.threshold)
             if close:
                 out.append(f"  → about the same edge whatever the {c}")
             else:
                 factor = f" ({ratio:.1f}× lower)" if ratio else ""
-                out.append(f"  → with {lo_cat} the threshold is lower: {edge.param} {num(lo.threshold)} against "
-                           f"{num(hi.threshold)} with {hi_cat}{factor}")
+                out.append(
+                    f"  → with {lo_cat} the threshold is lower: {edge.param} {num(lo.threshold)} against "
+                    f"{num(hi.threshold)} with {hi_cat}{factor}"
+                )
     return out
 
 
@@ -357,8 +429,14 @@ def best_vs_edge(res: Results, df: pd.DataFrame, params: list[str], edge: Edge |
         if p is None:
             return {"k": k, "param": None}
         vals = pd.to_numeric(top[p], errors="coerce").dropna()
-        return {"k": k, "param": p, "edge": None, "low": _finite(vals.min()) if len(vals) else None,
-                "high": _finite(vals.max()) if len(vals) else None, "best_trial": int(best["number"])}
+        return {
+            "k": k,
+            "param": p,
+            "edge": None,
+            "low": _finite(vals.min()) if len(vals) else None,
+            "high": _finite(vals.max()) if len(vals) else None,
+            "best_trial": int(best["number"]),
+        }
     p, t = edge.param, edge.threshold
     rng = res.searched_range(p) or (t, t)
     width = _bin_width(rng, edge.log, n_bins)
@@ -370,12 +448,23 @@ def best_vs_edge(res: Results, df: pd.DataFrame, params: list[str], edge: Edge |
     bv = float(best[p]) if not pd.isna(best[p]) else None
     distance = None
     if bv is not None:
-        distance = (max(t / bv, bv / t) if edge.log and bv > 0 else abs(t - bv))
-    return {"k": k, "param": p, "edge": t, "side": edge.side, "log": edge.log, "near_low": lo, "near_high": hi,
-            "near": int(((vals >= lo) & (vals <= hi)).sum()),
-            "past": int(((vals > t) if edge.side == ">" else (vals <= t)).sum()),
-            "best_trial": int(best["number"]), "best_value": _finite(bv), "best_metric": _finite(best["value"]),
-            "best_past": bv is not None and (bv > t) == (edge.side == ">"), "distance": _finite(distance)}
+        distance = max(t / bv, bv / t) if edge.log and bv > 0 else abs(t - bv)
+    return {
+        "k": k,
+        "param": p,
+        "edge": t,
+        "side": edge.side,
+        "log": edge.log,
+        "near_low": lo,
+        "near_high": hi,
+        "near": int(((vals >= lo) & (vals <= hi)).sum()),
+        "past": int(((vals > t) if edge.side == ">" else (vals <= t)).sum()),
+        "best_trial": int(best["number"]),
+        "best_value": _finite(bv),
+        "best_metric": _finite(best["value"]),
+        "best_past": bv is not None and (bv > t) == (edge.side == ">"),
+        "distance": _finite(distance),
+    }
 
 
 def edge_lines(res: Results, df: pd.DataFrame, params: list[str], edge: Edge | None, n_bins: int) -> list[str]:
@@ -390,10 +479,15 @@ def edge_lines(res: Results, df: pd.DataFrame, params: list[str], edge: Edge | N
         rng = res.searched_range(p)
         if b["low"] is None or rng is None:
             return []
-        lead = ("No edge to be near (nothing failed)" if not event(finished(df)).any()
-                else "No clear edge to measure against")
-        text = (f"{lead}: the best {k} have {p} {num(b['low'])} – {num(b['high'])} "
-                f"(searched {num(rng[0])} – {num(rng[1])}).")
+        lead = (
+            "No edge to be near (nothing failed)"
+            if not event(finished(df)).any()
+            else "No clear edge to measure against"
+        )
+        text = (
+            f"{lead}: the best {k} have {p} {num(b['low'])} – {num(b['high'])} "
+            f"(searched {num(rng[0])} – {num(rng[1])})."
+        )
         width = _bin_width(rng, res.is_log(p), n_bins)
         top_bin = rng[1] / width if res.is_log(p) else rng[1] - width
         vals = pd.to_numeric(ranked(_learned(df), res.metric).head(k)[p], errors="coerce").dropna()
@@ -404,20 +498,29 @@ def edge_lines(res: Results, df: pd.DataFrame, params: list[str], edge: Edge | N
     where_word = "below" if edge.side == ">" else "above"
     where_best = ""
     if b["best_value"] is not None:
-        gap = (f"{b['distance']:.1f}× {where_word} the edge" if edge.log and b["best_value"] > 0
-               else f"{num(b['distance'])} {where_word} the edge")
+        gap = (
+            f"{b['distance']:.1f}× {where_word} the edge"
+            if edge.log and b["best_value"] > 0
+            else f"{num(b['distance'])} {where_word} the edge"
+        )
         if b["best_past"]:
             gap = "past the edge, where most trials fail"
         where_best = f"; the best, trial {b['best_trial']}, has {p} {num(b['best_value'])} ({gap})"
     span = f"{p} {num(b['near_low'])} – {num(b['near_high'])}"
     if near + past < math.ceil(k / 2):
-        return [f"The best runs are well clear of the edge: only {near + past} of the best {k} have {p} within one "
-                f"bin of it or past it ({span}, edge at {p} {num(t)}){where_best}."]
+        return [
+            f"The best runs are well clear of the edge: only {near + past} of the best {k} have {p} within one "
+            f"bin of it or past it ({span}, edge at {p} {num(t)}){where_best}."
+        ]
     if not past:
-        return [f"The best runs sit just {where_word} the edge: {near} of the best {k} have {span} (one bin "
-                f"{where_word} the edge at {p} {num(t)}){where_best}."]
-    return [f"The best runs sit close to the edge at {p} {num(t)}: {near} of the best {k} within one bin {where_word} "
-            f"it ({span}) and {past} past it, where most trials fail{where_best}."]
+        return [
+            f"The best runs sit just {where_word} the edge: {near} of the best {k} have {span} (one bin "
+            f"{where_word} the edge at {p} {num(t)}){where_best}."
+        ]
+    return [
+        f"The best runs sit close to the edge at {p} {num(t)}: {near} of the best {k} within one bin {where_word} "
+        f"it ({span}) and {past} past it, where most trials fail{where_best}."
+    ]
 
 
 def _bin_width(rng, log: bool, n_bins: int) -> float:
@@ -433,14 +536,18 @@ def _bin_width(rng, log: bool, n_bins: int) -> float:
 def same_space(a: Results, b: Results) -> None:
     """Raise unless ``b`` searched the same parameters over the same ranges as ``a``."""
     if sorted(a.params) != sorted(b.params):
-        raise ResultsError(f"--check {b.path}: not a study of the same space as {a.path} (searched "
-                           f"{', '.join(b.params) or 'nothing'}; {a.path} searched {', '.join(a.params)})")
+        raise ResultsError(
+            f"--check {b.path}: not a study of the same space as {a.path} (searched "
+            f"{', '.join(b.params) or 'nothing'}; {a.path} searched {', '.join(a.params)})"
+        )
     if a.space is not None and b.space is not None:
         da, db = a.space.distributions(), b.space.distributions()
         for p in a.params:
             if p in da and p in db and da[p] != db[p]:
-                raise ResultsError(f"--check {b.path}: not a study of the same space as {a.path} "
-                                   f"({p} differs: {db[p]} against {da[p]})")
+                raise ResultsError(
+                    f"--check {b.path}: not a study of the same space as {a.path} "
+                    f"({p} differs: {db[p]} against {da[p]})"
+                )
 
 
 def check(res: Results, df: pd.DataFrame, params: list[str], other: Results, odf: pd.DataFrame) -> dict:
@@ -456,8 +563,15 @@ def check(res: Results, df: pd.DataFrame, params: list[str], other: Results, odf
         m = outcome == k
         if m.any():
             per[k] = {"trials": int(m.sum()), "correct": int(right[m].sum()), "accuracy": float(right[m].mean())}
-    out = {"study": other.name, "path": str(other.path), "trials": int(len(fin)), "correct": int(right.sum()),
-           "accuracy": float(right.mean()) if len(fin) else None, "kinds": per, "edge": None}
+    out = {
+        "study": other.name,
+        "path": str(other.path),
+        "trials": int(len(fin)),
+        "correct": int(right.sum()),
+        "accuracy": float(right.mean()) if len(fin) else None,
+        "kinds": per,
+        "edge": None,
+    }
     edge = primary_edge(res, df, _numeric(res, params))
     if edge is not None and edge.param in fin:
         e_right = edge.predict(fin[edge.param]) == truth
@@ -469,12 +583,16 @@ def check_lines(c: dict, label: str) -> list[str]:
     if not c["trials"]:
         return [f"Check on {label}: no finished trial there to classify."]
     kinds = ", ".join(f"{k} {v['correct']} of {v['trials']}" for k, v in c["kinds"].items())
-    lines = [f"Check on {label}: the boundary fitted here classifies {c['correct']} of {c['trials']} trials "
-             f"correctly ({_pct(c['correct'], c['trials'])}); by outcome: {kinds}."]
+    lines = [
+        f"Check on {label}: the boundary fitted here classifies {c['correct']} of {c['trials']} trials "
+        f"correctly ({_pct(c['correct'], c['trials'])}); by outcome: {kinds}."
+    ]
     if c["edge"] is not None:
         e = c["edge"]
-        lines.append(f"  the one-parameter edge {e['rule']} alone: {e['correct']} of {c['trials']} "
-                     f"({_pct(e['correct'], c['trials'])})")
+        lines.append(
+            f"  the one-parameter edge {e['rule']} alone: {e['correct']} of {c['trials']} "
+            f"({_pct(e['correct'], c['trials'])})"
+        )
     return lines
 
 
@@ -495,12 +613,20 @@ def analysis(res: Results, df: pd.DataFrame, params: list[str], n_bins: int) -> 
         tables[p] = [r.as_dict() for r in bin_rows(res, df, make_binning(p, [res], n_bins))]
     chance = pd.to_numeric(fin["chance"], errors="coerce").dropna() if "chance" in fin else pd.Series(dtype=float)
     return {
-        "study": res.name, "path": str(res.path), "metric": res.metric, "trials": int(len(df)), "finished": n,
-        "ok": n - d, "failed": d, "kinds": kind_counts(fin),
+        "study": res.name,
+        "path": str(res.path),
+        "metric": res.metric,
+        "trials": int(len(df)),
+        "finished": n,
+        "ok": n - d,
+        "failed": d,
+        "kinds": kind_counts(fin),
         "chance": float(chance.median()) if len(chance) else None,
-        "tables": tables, "rules": rules,
-        "edge": None if edge is None else {"param": edge.param, "value": edge.threshold, "side": edge.side,
-                                           "text": edge.text, **edge.as_dict()},
+        "tables": tables,
+        "rules": rules,
+        "edge": None
+        if edge is None
+        else {"param": edge.param, "value": edge.threshold, "side": edge.side, "text": edge.text, **edge.as_dict()},
         "kind_edges": {k: (None if e is None else e.as_dict()) for k, e in kind_edges(res, df, params).items()},
         "best_runs": best_vs_edge(res, df, params, edge, n_bins),
     }
@@ -511,25 +637,54 @@ def analysis(res: Results, df: pd.DataFrame, params: list[str], n_bins: int) -> 
 
 def add_arguments(p) -> None:
     p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")
-    p.add_argument("--params", default=None, metavar="P1,P2",
-                   help="parameters to analyse, comma-separated, e.g. lr,alpha,batch_size,normalizer; 'hidden' means "
-                        "every layer width (default: every searched parameter)")
-    p.add_argument("--bins", type=_bins, default=5, metavar="N",
-                   help="bins per numeric parameter: log-spaced for log-scaled ones, equal width for the others; "
-                        "an int with at most N values gets one row per value (default: 5)")
-    p.add_argument("--pair", default=None, metavar="A,B",
-                   help="also print a 2-D table of failure rates for two parameters, e.g. lr,alpha (default: none)")
-    p.add_argument("--compare", type=Path, default=None, metavar="OTHER_DIR",
-                   help="a second results directory: print the tables side by side, e.g. min_max against z_score "
-                        "(default: none)")
-    p.add_argument("--check", type=Path, default=None, metavar="OTHER_DIR",
-                   help="a study of the same space (another seed): classify its trials with the boundary fitted "
-                        "on RESULTS_DIR and say how many it gets right, overall and per outcome (default: none)")
-    p.add_argument("--where", default=None, metavar="QUERY",
-                   help="analyse only the trials matching a pandas query, e.g. \"optimizer == 'sgd'\" "
-                        "(default: all trials)")
-    p.add_argument("--format", choices=FORMATS, default="text",
-                   help="text for people, or json: the whole analysis for programs (default: text)")
+    p.add_argument(
+        "--params",
+        default=None,
+        metavar="P1,P2",
+        help="parameters to analyse, comma-separated, e.g. lr,alpha,batch_size,normalizer; 'hidden' means "
+        "every layer width (default: every searched parameter)",
+    )
+    p.add_argument(
+        "--bins",
+        type=_bins,
+        default=5,
+        metavar="N",
+        help="bins per numeric parameter: log-spaced for log-scaled ones, equal width for the others; "
+        "an int with at most N values gets one row per value (default: 5)",
+    )
+    p.add_argument(
+        "--pair",
+        default=None,
+        metavar="A,B",
+        help="also print a 2-D table of failure rates for two parameters, e.g. lr,alpha (default: none)",
+    )
+    p.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        metavar="OTHER_DIR",
+        help="a second results directory: print the tables side by side, e.g. min_max against z_score (default: none)",
+    )
+    p.add_argument(
+        "--check",
+        type=Path,
+        default=None,
+        metavar="OTHER_DIR",
+        help="a study of the same space (another seed): classify its trials with the boundary fitted "
+        "on RESULTS_DIR and say how many it gets right, overall and per outcome (default: none)",
+    )
+    p.add_argument(
+        "--where",
+        default=None,
+        metavar="QUERY",
+        help="analyse only the trials matching a pandas query, e.g. \"optimizer == 'sgd'\" (default: all trials)",
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text for people, or json: the whole analysis for programs (default: text)",
+    )
 
 
 def _bins(text: str) -> int:
@@ -565,8 +720,11 @@ def _select(studies: list[Results], args) -> list[str]:
         return studies[0].check_params(asked)
     out = []
     for name in asked:
-        owners = [r for r in studies if name in r.params or (name == "hidden" and any(
-            p.startswith("hidden_") for p in r.params))]
+        owners = [
+            r
+            for r in studies
+            if name in r.params or (name == "hidden" and any(p.startswith("hidden_") for p in r.params))
+        ]
         if not owners:
             studies[0].check_params([name])  # raises the did-you-mean error
         out += [q for q in owners[0].check_params([name]) if q not in out]
@@ -598,8 +756,10 @@ def main(args) -> int:
         studies.append(other)
         frames.append(odf)
         if other.metric != res.metric:
-            raise ResultsError(f"--compare: {res.path} is scored on {res.metric}, {other.path} on {other.metric}; "
-                               f"their metrics cannot share a table")
+            raise ResultsError(
+                f"--compare: {res.path} is scored on {res.metric}, {other.path} on {other.metric}; "
+                f"their metrics cannot share a table"
+            )
     for r, f in zip(studies, frames):
         _finished_or_error(r, f)
     checked = None
@@ -612,8 +772,7 @@ def main(args) -> int:
     if getattr(args, "format", "text") == "json":
         data = analysis(res, df, params, args.bins)
         if len(studies) > 1:
-            data["compare"] = analysis(studies[1], frames[1], [p for p in params if p in studies[1].params],
-                                       args.bins)
+            data["compare"] = analysis(studies[1], frames[1], [p for p in params if p in studies[1].params], args.bins)
         if checked is not None:
             data["check"] = check(res, df, params, *checked)
         print(json.dumps(data, indent=2, default=_jsonable))
@@ -635,8 +794,9 @@ def _jsonable(v):
     return str(v)
 
 
-def report_lines(res: Results, *, params: list[str] | None = None, bins: int = 5,
-                 pair: tuple[str, str] | None = None) -> list[str]:
+def report_lines(
+    res: Results, *, params: list[str] | None = None, bins: int = 5, pair: tuple[str, str] | None = None
+) -> list[str]:
     """What ``regions RESULTS_DIR`` prints, as lines (``hpsearch.Study.regions`` shows them)."""
     import argparse
 
@@ -658,8 +818,9 @@ def _report(studies, frames, params, pair, args) -> list[str]:
     for r, df, label in zip(studies, frames, labels):
         fin = finished(df)
         sel = f" · where {args.where}: {len(df)} of {len(r.trials)} trials" if args.where else ""
-        lines.append(f"study {label} · {r.counts()} · metric {r.metric} "
-                     f"({'higher' if r.maximize else 'lower'} is better){sel}")
+        lines.append(
+            f"study {label} · {r.counts()} · metric {r.metric} ({'higher' if r.maximize else 'lower'} is better){sel}"
+        )
         if len(fin) != len(df):
             lines.append(f"  rates count the {len(fin)} finished trials (completed, failed or pruned)")
         chance = pd.to_numeric(fin["chance"], errors="coerce").dropna() if "chance" in fin else ()
@@ -723,5 +884,8 @@ def _compare_edges(labels: list[str], edges: list[Edge | None]) -> list[str]:
     lo, hi = sorted([(a.threshold, labels[0]), (b.threshold, labels[1])])
     factor = f"{hi[0] / lo[0]:.1f}× " if a.log and lo[0] > 0 else ""
     lower = lo[1] if a.side == ">" else hi[1]
-    return ["", f"Compared: {labels[0]} fails when {a.text}, {labels[1]} when {b.text} — the edge of {lower} is "
-                f"{factor}{'lower' if a.side == '>' else 'higher'}, so it fails sooner."]
+    return [
+        "",
+        f"Compared: {labels[0]} fails when {a.text}, {labels[1]} when {b.text} — the edge of {lower} is "
+        f"{factor}{'lower' if a.side == '>' else 'higher'}, so it fails sooner.",
+    ]

@@ -25,20 +25,41 @@ FORMATS = ("text", "markdown", "csv")
 
 def add_arguments(p) -> None:
     p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")
-    p.add_argument("--top", type=whole("--top", 0), default=10, metavar="K",
-                   help="completed trials in the best table (default: 10; 0 hides it)")
-    p.add_argument("--worst", type=whole("--worst", 0), default=10, metavar="K",
-                   help="completed trials in the worst table (default: 10; 0 hides it)")
-    p.add_argument("--sort", default=None, metavar="COLUMN",
-                   help="order the rows of every table by this column, e.g. lr or seconds; the best and worst K "
-                        "are still chosen by the metric and keep their rank (default: by the metric)")
+    p.add_argument(
+        "--top",
+        type=whole("--top", 0),
+        default=10,
+        metavar="K",
+        help="completed trials in the best table (default: 10; 0 hides it)",
+    )
+    p.add_argument(
+        "--worst",
+        type=whole("--worst", 0),
+        default=10,
+        metavar="K",
+        help="completed trials in the worst table (default: 10; 0 hides it)",
+    )
+    p.add_argument(
+        "--sort",
+        default=None,
+        metavar="COLUMN",
+        help="order the rows of every table by this column, e.g. lr or seconds; the best and worst K "
+        "are still chosen by the metric and keep their rank (default: by the metric)",
+    )
     p.add_argument("--desc", action="store_true", help="with --sort: largest first (default: smallest first)")
-    p.add_argument("--format", choices=FORMATS, default="text",
-                   help="text tables, markdown (for a report), or one csv of the rows shown with a 'table' column "
-                        "(default: text)")
-    p.add_argument("--where", default=None, metavar="QUERY",
-                   help="keep only the trials matching a pandas query, e.g. \"lr > 0.1 and normalizer == 'z_score'\" "
-                        "(default: all trials)")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text tables, markdown (for a report), or one csv of the rows shown with a 'table' column (default: text)",
+    )
+    p.add_argument(
+        "--where",
+        default=None,
+        metavar="QUERY",
+        help="keep only the trials matching a pandas query, e.g. \"lr > 0.1 and normalizer == 'z_score'\" "
+        "(default: all trials)",
+    )
 
 
 def sections(res: Results, df: pd.DataFrame, top: int, worst: int):
@@ -125,4 +146,3 @@ def main(args) -> int:
     df = where(res, args.where) if args.where else res.trials
     print(render(res, df, args), end="")
     return 0
-

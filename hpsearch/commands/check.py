@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 HELP = "validate a space file and show a few sampled configurations"
-DESCRIPTION = ("Check a search-space file without running anything: every rule of every key, then the parsed "
-               "space and a few configurations drawn from it.")
+DESCRIPTION = (
+    "Check a search-space file without running anything: every rule of every key, then the parsed "
+    "space and a few configurations drawn from it."
+)
 
 
 def add_arguments(check) -> None:
@@ -20,8 +22,10 @@ def main(args) -> int:
 
     space = load_space(args.space)
     s = space.study
-    print(f"{args.space}: ok · study {s.name} · dataset {s.dataset} · {s.trials} trials × {s.epochs} epochs "
-          f"· metric {s.metric} · sampler {s.sampler} · pruner {s.pruner}")
+    print(
+        f"{args.space}: ok · study {s.name} · dataset {s.dataset} · {s.trials} trials × {s.epochs} epochs "
+        f"· metric {s.metric} · sampler {s.sampler} · pruner {s.pruner}"
+    )
     print(f"space: {space.describe()}")
     for warning in space.warnings():
         print(f"warning: {warning}")

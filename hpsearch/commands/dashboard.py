@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 HELP = "serve a study in optuna-dashboard: learning curves, scores, parameters (pip install 'hpsearch[dashboard]')"
-DESCRIPTION = ("Serve the study of RESULTS_DIR with optuna-dashboard, on this machine only unless --host says "
-               "otherwise. Each trial's learning curve is shown as its intermediate values, the objective is "
-               "named after the metric, and the test scores and constants are trial attributes. Nothing is "
-               "written to the study; a running study is followed every few seconds.")
+DESCRIPTION = (
+    "Serve the study of RESULTS_DIR with optuna-dashboard, on this machine only unless --host says "
+    "otherwise. Each trial's learning curve is shown as its intermediate values, the objective is "
+    "named after the metric, and the test scores and constants are trial attributes. Nothing is "
+    "written to the study; a running study is followed every few seconds."
+)
 
 
 def add_arguments(p) -> None:
@@ -16,12 +18,16 @@ def add_arguments(p) -> None:
 
     p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")
     p.add_argument("--port", "-p", type=whole("--port", 1), default=8080, help="port to listen on (default: 8080)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 opens it to the "
-                        "network)")
-    p.add_argument("--storage", default=None,
-                   help="the study's storage URL, for a study kept in a database (default: the journal file in "
-                        "RESULTS_DIR)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 opens it to the network)",
+    )
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="the study's storage URL, for a study kept in a database (default: the journal file in RESULTS_DIR)",
+    )
 
 
 def main(args) -> int:
@@ -30,6 +36,11 @@ def main(args) -> int:
 
     if args.port > 65535:
         raise HPSearchError(f"--port must be at most 65535, got {args.port}")
-    serve(args.results_dir, host=args.host, port=args.port, storage=args.storage,
-          announce=lambda line: print(line, flush=True))
+    serve(
+        args.results_dir,
+        host=args.host,
+        port=args.port,
+        storage=args.storage,
+        announce=lambda line: print(line, flush=True),
+    )
     return 0

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 HELP = "save a trial's trained model (best epoch, normalizer included) as one .npz file"
-DESCRIPTION = ("Save the trained model of a trial (default: the best) at its best epoch, with the normalizer "
-               "fitted on its training data, as one .npz file. The top runs' models are kept by the study; "
-               "any other completed trial is retrained from its seed (as long as the trial took). "
-               "Load it with hpsearch.load_model(FILE).")
+DESCRIPTION = (
+    "Save the trained model of a trial (default: the best) at its best epoch, with the normalizer "
+    "fitted on its training data, as one .npz file. The top runs' models are kept by the study; "
+    "any other completed trial is retrained from its seed (as long as the trial took). "
+    "Load it with hpsearch.load_model(FILE)."
+)
 
 
 def _trial(text: str) -> int:
@@ -25,13 +27,27 @@ def _trial(text: str) -> int:
 
 def add_arguments(p) -> None:
     p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")
-    p.add_argument("--trial", "-t", type=_trial, default=None, metavar="N",
-                   help="the trial number (default: the best completed trial)")
-    p.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
-                   help="the .npz file to write (default: trial-N.npz in the current directory)")
-    p.add_argument("--storage", default=None,
-                   help="the study's storage URL, for a study kept in a database (default: the journal file in "
-                        "RESULTS_DIR)")
+    p.add_argument(
+        "--trial",
+        "-t",
+        type=_trial,
+        default=None,
+        metavar="N",
+        help="the trial number (default: the best completed trial)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the .npz file to write (default: trial-N.npz in the current directory)",
+    )
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="the study's storage URL, for a study kept in a database (default: the journal file in RESULTS_DIR)",
+    )
 
 
 def main(args) -> int:
@@ -52,6 +68,5 @@ def main(args) -> int:
     scores = f"{study.metric} {row['value']:.4f}" + (f", test_accuracy {test:.4f}" if test == test else "")
     print(f"Wrote {out}: trial {number} of {study.name} ({scores}, best epoch {int(row['best_epoch'])})")
     print(f"  {model!r}")
-    print(f"Load it with: hpsearch.load_model({str(out)!r}).predict(x)   # x: raw inputs, "
-          f"{model.n_features} features")
+    print(f"Load it with: hpsearch.load_model({str(out)!r}).predict(x)   # x: raw inputs, {model.n_features} features")
     return 0

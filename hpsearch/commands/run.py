@@ -11,36 +11,65 @@ from hpsearch.errors import HPSearchError, StorageError
 from hpsearch.vocabulary import PRUNERS, RESULT_FILES, SAMPLERS
 
 HELP = "run a search: N trials of a space file, in parallel"
-DESCRIPTION = ("Run (or resume) a search. Running the same command again resumes the study up to --trials; "
-               "Ctrl-C stops cleanly and keeps what finished.")
+DESCRIPTION = (
+    "Run (or resume) a search. Running the same command again resumes the study up to --trials; "
+    "Ctrl-C stops cleanly and keeps what finished."
+)
 
 
 def add_arguments(run) -> None:
     run.add_argument("space", type=Path, help="search-space TOML file")
-    run.add_argument("--trials", "-n", type=whole("--trials", 1), default=None,
-                     help="total trials of the study (default: [study] trials in the file)")
+    run.add_argument(
+        "--trials",
+        "-n",
+        type=whole("--trials", 1),
+        default=None,
+        help="total trials of the study (default: [study] trials in the file)",
+    )
     add_workers(run)
     run.add_argument("--seed", type=int, default=None, help="study seed (default: [study] seed)")
-    run.add_argument("--dataset", default=None,
-                     help="data set: digits, mnist:DIR, npz:FILE, csv:FILE (default: [study] dataset)")
-    run.add_argument("--epochs", type=whole("--epochs", 1), default=None,
-                     help="epochs per trial (default: [study] epochs)")
+    run.add_argument(
+        "--dataset", default=None, help="data set: digits, mnist:DIR, npz:FILE, csv:FILE (default: [study] dataset)"
+    )
+    run.add_argument(
+        "--epochs", type=whole("--epochs", 1), default=None, help="epochs per trial (default: [study] epochs)"
+    )
     run.add_argument("--name", default=None, help="study name and results sub-directory (default: [study] name)")
     run.add_argument("--out", type=Path, default=Path("results"), help="results root directory (default: results/)")
-    run.add_argument("--storage", default=None,
-                     help="an Optuna storage URL, e.g. postgresql://user@host/db, or a journal file "
-                          "(journal:PATH) (default: a journal file in the results directory)")
-    run.add_argument("--sampler", choices=SAMPLERS, default=None,
-                     help="how configurations are drawn: random (reproducible per trial number), tpe (Bayesian, "
-                          "learns from finished trials), qmc (quasi-random) (default: [study] sampler, else random)")
-    run.add_argument("--pruner", choices=PRUNERS, default=None,
-                     help="stop weak trials early on the per-epoch validation metric "
-                          "(default: [study] pruner, else none)")
-    run.add_argument("--patience", type=whole("--patience", 0), default=None, metavar="EPOCHS",
-                     help="stop a trial after this many epochs without a better validation metric; its value stays "
-                          "its best epoch's (default: [study] patience, else 0: never)")
-    run.add_argument("--test-top", type=whole("--test-top", 0), default=None, metavar="K",
-                     help="score the best K runs on the test set at the end (default: [study] test_top, else 10)")
+    run.add_argument(
+        "--storage",
+        default=None,
+        help="an Optuna storage URL, e.g. postgresql://user@host/db, or a journal file "
+        "(journal:PATH) (default: a journal file in the results directory)",
+    )
+    run.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default=None,
+        help="how configurations are drawn: random (reproducible per trial number), tpe (Bayesian, "
+        "learns from finished trials), qmc (quasi-random) (default: [study] sampler, else random)",
+    )
+    run.add_argument(
+        "--pruner",
+        choices=PRUNERS,
+        default=None,
+        help="stop weak trials early on the per-epoch validation metric (default: [study] pruner, else none)",
+    )
+    run.add_argument(
+        "--patience",
+        type=whole("--patience", 0),
+        default=None,
+        metavar="EPOCHS",
+        help="stop a trial after this many epochs without a better validation metric; its value stays "
+        "its best epoch's (default: [study] patience, else 0: never)",
+    )
+    run.add_argument(
+        "--test-top",
+        type=whole("--test-top", 0),
+        default=None,
+        metavar="K",
+        help="score the best K runs on the test set at the end (default: [study] test_top, else 10)",
+    )
 
 
 def main(args) -> int:
@@ -51,9 +80,16 @@ def main(args) -> int:
     space = load_space(args.space)
     require_fork("hpsearch run")
     jobs = args.jobs or runner.default_jobs()
-    overrides = {"dataset": args.dataset, "epochs": args.epochs, "name": args.name, "seed": args.seed,
-                 "sampler": args.sampler, "pruner": args.pruner, "test_top": args.test_top,
-                 "patience": args.patience}
+    overrides = {
+        "dataset": args.dataset,
+        "epochs": args.epochs,
+        "name": args.name,
+        "seed": args.seed,
+        "sampler": args.sampler,
+        "pruner": args.pruner,
+        "test_top": args.test_top,
+        "patience": args.patience,
+    }
     n_trials = args.trials or space.study.trials
     rep = runner.Reporter(quiet=args.quiet)
     with runner.Signals() as signals:
@@ -97,8 +133,10 @@ def _run_study(args, ctx, jobs: int, n_trials: int, rep, signals) -> int:
     files = ", ".join(RESULT_FILES)
     print(f"\nResults: {ctx.results_dir}/ ({files})")
     if not finished or signals.received:
-        print("Interrupted. Finished trials are kept; run this command to resume:\n  "
-              + resume_command(args, n_trials), file=sys.stderr)
+        print(
+            "Interrupted. Finished trials are kept; run this command to resume:\n  " + resume_command(args, n_trials),
+            file=sys.stderr,
+        )
         return signals.exit_code
     print(f"Next: python -m hpsearch regions {ctx.results_dir}")
     return 0
@@ -109,10 +147,18 @@ def resume_command(args, n_trials: int) -> str:
     from hpsearch.study.storage import mask_url
 
     parts = ["python", "-m", "hpsearch", "run", str(args.space), "--trials", str(n_trials)]
-    for flag, value in (("--epochs", args.epochs), ("--dataset", args.dataset), ("--name", args.name),
-                        ("--seed", args.seed), ("--sampler", args.sampler), ("--pruner", args.pruner),
-                        ("--test-top", args.test_top), ("--patience", args.patience), ("--jobs", args.jobs),
-                        ("--trial-timeout", args.trial_timeout)):
+    for flag, value in (
+        ("--epochs", args.epochs),
+        ("--dataset", args.dataset),
+        ("--name", args.name),
+        ("--seed", args.seed),
+        ("--sampler", args.sampler),
+        ("--pruner", args.pruner),
+        ("--test-top", args.test_top),
+        ("--patience", args.patience),
+        ("--jobs", args.jobs),
+        ("--trial-timeout", args.trial_timeout),
+    ):
         if value is not None:
             parts += [flag, str(value)]
     if Path(args.out) != Path("results"):

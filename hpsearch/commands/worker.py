@@ -7,13 +7,17 @@ from pathlib import Path
 from hpsearch._args import add_workers
 
 HELP = "join a running study from another machine or process"
-DESCRIPTION = ("Work on a study whose space is stored with it: claim queued trials until none is left. "
-               "One command per machine.")
+DESCRIPTION = (
+    "Work on a study whose space is stored with it: claim queued trials until none is left. One command per machine."
+)
 
 
 def add_arguments(worker) -> None:
-    worker.add_argument("--storage", required=True,
-                        help="the study's storage: an Optuna URL, journal:PATH, or the path of its journal file")
+    worker.add_argument(
+        "--storage",
+        required=True,
+        help="the study's storage: an Optuna URL, journal:PATH, or the path of its journal file",
+    )
     worker.add_argument("--study", required=True, help="study name")
     worker.add_argument("--out", type=Path, default=None, help="also write result files under OUT/<study>/")
     add_workers(worker)

@@ -13,8 +13,8 @@ from hpsearch.mlp._config import CONSTRAINTS, DTYPES, ORDERED_PAIRS, USED_WHEN, 
 from hpsearch.mlp._edge import EdgeEstimate, lr_edge
 from hpsearch.mlp._gradcheck import gradient_check
 from hpsearch.mlp._initializers import BIAS_INITIALIZERS, INITIALIZERS
-from hpsearch.mlp._network import MLP
 from hpsearch.mlp._losses import LOSSES
+from hpsearch.mlp._network import MLP
 from hpsearch.mlp._optimizers import OPTIMIZERS
 from hpsearch.mlp._replay import TRACE_COLUMNS
 from hpsearch.mlp._sharpness import Sharpness, sharpness, stability_limit

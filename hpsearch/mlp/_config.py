@@ -22,58 +22,62 @@ DTYPES = ("float32", "float64")
 # What every field accepts: the one source of these rules (the search-space DSL reads it).
 # ``hidden`` is a list; its constraint applies to each layer's width.
 _FRACTION = dict(low=0, high=1)  # [0, 1)
-CONSTRAINTS: Mapping[str, Constraint] = MappingProxyType({
-    "hidden": Interval("int", low=1),
-    "activation": Name("activation", ACTIVATIONS),
-    "alpha": Interval("float", low=0),
-    "loss": Name("loss", LOSSES),
-    "weight_init": Name("weight initializer", INITIALIZERS),
-    "init_mean": Interval("float"),
-    "init_std": Interval("float", low=0),
-    "init_low": Interval("float"),
-    "init_high": Interval("float"),
-    "bias_init": Name("bias initializer", BIAS_INITIALIZERS),
-    "bias_mean": Interval("float"),
-    "bias_std": Interval("float", low=0),
-    "bias_low": Interval("float"),
-    "bias_high": Interval("float"),
-    "optimizer": Name("optimizer", OPTIMIZERS),
-    "lr": Interval("float", low=0, low_open=True),
-    "momentum": Interval("float", **_FRACTION),
-    "rho": Interval("float", **_FRACTION),
-    "beta1": Interval("float", **_FRACTION),
-    "beta2": Interval("float", **_FRACTION),
-    "eps": Interval("float", low=0, low_open=True),
-    "weight_decay": Interval("float", low=0),
-    "dropout": Interval("float", **_FRACTION),
-    "batch_norm": Flag(),
-    "bn_momentum": Interval("float", **_FRACTION),
-    "batch_size": Interval("int", low=1),
-    "epochs": Interval("int", low=1),
-    "patience": Interval("int", low=0),
-    "dtype": Choice("dtype", dict.fromkeys(DTYPES)),
-    "seed": Interval("int", low=0),
-})
+CONSTRAINTS: Mapping[str, Constraint] = MappingProxyType(
+    {
+        "hidden": Interval("int", low=1),
+        "activation": Name("activation", ACTIVATIONS),
+        "alpha": Interval("float", low=0),
+        "loss": Name("loss", LOSSES),
+        "weight_init": Name("weight initializer", INITIALIZERS),
+        "init_mean": Interval("float"),
+        "init_std": Interval("float", low=0),
+        "init_low": Interval("float"),
+        "init_high": Interval("float"),
+        "bias_init": Name("bias initializer", BIAS_INITIALIZERS),
+        "bias_mean": Interval("float"),
+        "bias_std": Interval("float", low=0),
+        "bias_low": Interval("float"),
+        "bias_high": Interval("float"),
+        "optimizer": Name("optimizer", OPTIMIZERS),
+        "lr": Interval("float", low=0, low_open=True),
+        "momentum": Interval("float", **_FRACTION),
+        "rho": Interval("float", **_FRACTION),
+        "beta1": Interval("float", **_FRACTION),
+        "beta2": Interval("float", **_FRACTION),
+        "eps": Interval("float", low=0, low_open=True),
+        "weight_decay": Interval("float", low=0),
+        "dropout": Interval("float", **_FRACTION),
+        "batch_norm": Flag(),
+        "bn_momentum": Interval("float", **_FRACTION),
+        "batch_size": Interval("int", low=1),
+        "epochs": Interval("int", low=1),
+        "patience": Interval("int", low=0),
+        "dtype": Choice("dtype", dict.fromkeys(DTYPES)),
+        "seed": Interval("int", low=0),
+    }
+)
 #: (low, high) pairs of fields that must hold low < high
 ORDERED_PAIRS = (("init_low", "init_high"), ("bias_low", "bias_high"))
 #: fields that change training only when another field has one of some values (the rest of the time they are unused)
-USED_WHEN: Mapping[str, tuple[str, tuple]] = MappingProxyType({
-    "alpha": ("activation", ("leaky_relu",)),
-    "init_mean": ("weight_init", ("normal",)),
-    "init_std": ("weight_init", ("normal",)),
-    "init_low": ("weight_init", ("uniform",)),
-    "init_high": ("weight_init", ("uniform",)),
-    "bias_mean": ("bias_init", ("normal",)),
-    "bias_std": ("bias_init", ("normal",)),
-    "bias_low": ("bias_init", ("uniform",)),
-    "bias_high": ("bias_init", ("uniform",)),
-    "momentum": ("optimizer", ("momentum",)),
-    "rho": ("optimizer", ("rmsprop",)),
-    "beta1": ("optimizer", ("adam",)),
-    "beta2": ("optimizer", ("adam",)),
-    "eps": ("optimizer", ("adagrad", "rmsprop", "adam")),
-    "bn_momentum": ("batch_norm", (True,)),
-})
+USED_WHEN: Mapping[str, tuple[str, tuple]] = MappingProxyType(
+    {
+        "alpha": ("activation", ("leaky_relu",)),
+        "init_mean": ("weight_init", ("normal",)),
+        "init_std": ("weight_init", ("normal",)),
+        "init_low": ("weight_init", ("uniform",)),
+        "init_high": ("weight_init", ("uniform",)),
+        "bias_mean": ("bias_init", ("normal",)),
+        "bias_std": ("bias_init", ("normal",)),
+        "bias_low": ("bias_init", ("uniform",)),
+        "bias_high": ("bias_init", ("uniform",)),
+        "momentum": ("optimizer", ("momentum",)),
+        "rho": ("optimizer", ("rmsprop",)),
+        "beta1": ("optimizer", ("adam",)),
+        "beta2": ("optimizer", ("adam",)),
+        "eps": ("optimizer", ("adagrad", "rmsprop", "adam")),
+        "bn_momentum": ("batch_norm", (True,)),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -116,8 +120,7 @@ class MLPConfig:
     def __post_init__(self):
         set_ = object.__setattr__.__get__(self)  # frozen: normalize types once, here
         hidden = self.hidden
-        if isinstance(hidden, numbers.Integral) or isinstance(hidden, (str, bytes)) \
-                or not hasattr(hidden, "__iter__"):
+        if isinstance(hidden, numbers.Integral) or isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
             raise HPSearchError(f"MLP parameter 'hidden' must be a list of layer widths, got {hidden!r}")
         hidden = tuple(hidden)
         if not hidden:
@@ -135,8 +138,10 @@ class MLPConfig:
 
         for low, high in ORDERED_PAIRS:
             if getattr(self, low) >= getattr(self, high):
-                raise HPSearchError(f"MLP parameters {low!r} < {high!r} required, "
-                                    f"got {low}={getattr(self, low)!r}, {high}={getattr(self, high)!r}")
+                raise HPSearchError(
+                    f"MLP parameters {low!r} < {high!r} required, "
+                    f"got {low}={getattr(self, low)!r}, {high}={getattr(self, high)!r}"
+                )
 
     @classmethod
     def constraints(cls) -> Mapping[str, Constraint]:
@@ -146,7 +151,7 @@ class MLPConfig:
         return CONSTRAINTS
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "MLPConfig":
+    def from_dict(cls, d: Mapping) -> MLPConfig:
         """Build from a plain mapping (a trial's parameters); unknown keys are errors."""
         known = [f.name for f in dataclasses.fields(cls)]
         for key in sorted(d, key=str):
@@ -160,5 +165,5 @@ class MLPConfig:
         d["hidden"] = list(self.hidden)
         return d
 
-    def replace(self, **changes) -> "MLPConfig":
+    def replace(self, **changes) -> MLPConfig:
         return dataclasses.replace(self, **changes)

@@ -76,15 +76,32 @@ def short_run_diverges(config: MLPConfig, x, y, n_classes: int, lr: float, steps
     rows = len(x) if epochs > 1 else min(len(x), steps * batch)
     empty = np.empty((0, x.shape[1]), x.dtype)
     try:
-        train(config.replace(lr=lr, epochs=epochs), x[:rows], y[:rows], empty, np.empty(0, np.intp),
-              n_classes=n_classes, train_metrics="none", explain=False)
+        train(
+            config.replace(lr=lr, epochs=epochs),
+            x[:rows],
+            y[:rows],
+            empty,
+            np.empty(0, np.intp),
+            n_classes=n_classes,
+            train_metrics="none",
+            explain=False,
+        )
     except Diverged:
         return True
     return False
 
 
-def lr_edge(config: MLPConfig, x, y, *, n_classes: int | None = None, rng: np.random.Generator,
-            steps: int = STEPS, bisections: int = BISECTIONS, probe: int = PROBE) -> EdgeEstimate:
+def lr_edge(
+    config: MLPConfig,
+    x,
+    y,
+    *,
+    n_classes: int | None = None,
+    rng: np.random.Generator,
+    steps: int = STEPS,
+    bisections: int = BISECTIONS,
+    probe: int = PROBE,
+) -> EdgeEstimate:
     """Measure ``λ_max`` at initialization and bisect ``lr`` with short runs around ``limit / λ_max``.
 
     ``x, y``: training rows (a random subset of them is used, drawn from ``rng``, as are the

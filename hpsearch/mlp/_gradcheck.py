@@ -11,8 +11,9 @@ from hpsearch.mlp._workspace import Workspace, one_hot
 FLOOR = 1e-3  # blocks with a tiny gradient are measured against this share of the whole
 
 
-def gradient_check(config: MLPConfig, x, y, *, n_classes: int | None = None,
-                   eps: float = 1e-6, model: MLP | None = None) -> float:
+def gradient_check(
+    config: MLPConfig, x, y, *, n_classes: int | None = None, eps: float = 1e-6, model: MLP | None = None
+) -> float:
     """Max relative error between the backprop gradient and central differences.
 
     The objective is the training loss on ``(x, y)`` as one batch (train mode: batch
@@ -62,6 +63,7 @@ def gradient_check(config: MLPConfig, x, y, *, n_classes: int | None = None,
     whole = norm(analytic) + norm(numeric)
     if whole == 0.0:
         return 0.0
+
     def blocks(flat):
         _, W, b, gamma, beta = model.carve(flat)
         return [*W, *b, *gamma, *beta]

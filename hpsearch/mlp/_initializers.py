@@ -77,8 +77,18 @@ def bias_uniform(rng, fan_in, fan_out, config, dtype):
 
 INITIALIZERS = {
     f.__name__: f
-    for f in (lecun_normal, lecun_uniform, glorot_normal, glorot_uniform, he_normal,
-              he_uniform, normal, uniform, zeros, ones)
+    for f in (
+        lecun_normal,
+        lecun_uniform,
+        glorot_normal,
+        glorot_uniform,
+        he_normal,
+        he_uniform,
+        normal,
+        uniform,
+        zeros,
+        ones,
+    )
 }
 
 BIAS_INITIALIZERS = {

@@ -33,7 +33,7 @@ class Optimizer:
         self.t = 0  # number of updates done
 
     @classmethod
-    def from_config(cls, config) -> "Optimizer":
+    def from_config(cls, config) -> Optimizer:
         return cls(config.lr)
 
     def update(self, params: np.ndarray, grads: np.ndarray) -> None:
@@ -208,6 +208,4 @@ class Adam(Optimizer):
         return f"adam lr={self.lr:.3g}"
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {
-    cls.name: cls for cls in (SGD, Momentum, AdaGrad, RMSprop, Adam)
-}
+OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Momentum, AdaGrad, RMSprop, Adam)}

@@ -8,8 +8,15 @@ import numpy as np
 
 from hpsearch.mlp._workspace import ERRSTATE, Blowup, Workspace
 
-TRACE_COLUMNS = ("epoch", "step", "max_abs_preact_out", "max_abs_w_out",
-                 "max_abs_grad_w_out", "max_abs_grad_hidden", "sharpness")
+TRACE_COLUMNS = (
+    "epoch",
+    "step",
+    "max_abs_preact_out",
+    "max_abs_w_out",
+    "max_abs_grad_w_out",
+    "max_abs_grad_hidden",
+    "sharpness",
+)
 TRACE_STEPS = 32  # steps kept in the divergence trace
 SHARPNESS_EVERY = 8  # trace steps between two measurements of the sharpness (see replay_trace)
 SNAPSHOT_EVERY = 4 * TRACE_STEPS  # steps between two snapshots of the training state (>= TRACE_STEPS)
@@ -27,10 +34,12 @@ class Snapshots:
 
     def _arrays(self):
         model = self.model
-        return {"params": model.params,
-                **{f"mean{i}": a for i, a in enumerate(model.running_mean)},
-                **{f"var{i}": a for i, a in enumerate(model.running_var)},
-                **{f"opt.{k}": a for k, a in self.optimizer.state().items() if k != "t"}}
+        return {
+            "params": model.params,
+            **{f"mean{i}": a for i, a in enumerate(model.running_mean)},
+            **{f"var{i}": a for i, a in enumerate(model.running_var)},
+            **{f"opt.{k}": a for k, a in self.optimizer.state().items() if k != "t"},
+        }
 
     def take(self, step: int) -> None:
         slot = self.slots.pop(0) if len(self.slots) == 2 else {"arrays": {}}
@@ -65,9 +74,15 @@ class Snapshots:
         return slot["step"]
 
 
-def replay_trace(snapshots: Snapshots, perms, last: int, load: Callable[[int, np.ndarray], Workspace],
-                 optimizer, workspaces: list[Workspace],
-                 measure: Callable[[], float | None] | None = None) -> list[tuple]:
+def replay_trace(
+    snapshots: Snapshots,
+    perms,
+    last: int,
+    load: Callable[[int, np.ndarray], Workspace],
+    optimizer,
+    workspaces: list[Workspace],
+    measure: Callable[[], float | None] | None = None,
+) -> list[tuple]:
     """The trace rows of the (up to) ``TRACE_STEPS`` steps ending at step ``last``: the
     latest snapshot before them is restored and the steps from there are run again
     with tracing on, the failing one last. ``perms`` holds ``(epoch, steps before it,

@@ -87,8 +87,7 @@ class HessianProbe:
         self.model = MLP(config, model.sizes[0], n_classes, rng=np.random.default_rng(0))
         self.x = np.ascontiguousarray(x, dtype=np.float64)
         rows = len(self.x)
-        self.ws = Workspace(self.model, rows, train=True,
-                            rng=rng if rng is not None else np.random.default_rng(0))
+        self.ws = Workspace(self.model, rows, train=True, rng=rng if rng is not None else np.random.default_rng(0))
         self.ws.freeze_masks = True
         self.scale = 1.0 / rows
         self.ts = np.ascontiguousarray(one_hot(np.asarray(y, dtype=np.intp), n_classes, np.float64).T) * self.scale
@@ -103,8 +102,7 @@ class HessianProbe:
     def load(self, model: MLP) -> None:
         """Take ``model``'s current parameters (and batch-norm running statistics)."""
         self.theta[...] = model.params
-        for dst, src in zip(self.model.running_mean + self.model.running_var,
-                            model.running_mean + model.running_var):
+        for dst, src in zip(self.model.running_mean + self.model.running_var, model.running_mean + model.running_var):
             dst[...] = src
 
     def _logits(self, theta: np.ndarray) -> np.ndarray:
@@ -170,8 +168,9 @@ class HessianProbe:
         return FD_STEP * max(1.0, float(np.abs(self.theta).max()))
 
 
-def top_eigenvalue(matvec, n: int, rng: np.random.Generator, *, tol: float = TOL,
-                   max_matvecs: int = MAX_PRODUCTS) -> tuple[float, int, bool]:
+def top_eigenvalue(
+    matvec, n: int, rng: np.random.Generator, *, tol: float = TOL, max_matvecs: int = MAX_PRODUCTS
+) -> tuple[float, int, bool]:
     """The largest (algebraic) eigenvalue of the symmetric operator ``matvec`` on R^n:
     ``(value, matvecs used, converged)``. Lanczos from a random start drawn from ``rng``;
     on no convergence within ``max_matvecs``, the best Ritz value so far."""
@@ -195,8 +194,9 @@ def top_eigenvalue(matvec, n: int, rng: np.random.Generator, *, tol: float = TOL
     ncv = min(n - 1, 12)
     v0 = rng.standard_normal(n)
     try:
-        vals = eigsh(op, k=1, which="LA", v0=v0, ncv=ncv, tol=tol,
-                     maxiter=max(1, max_matvecs // ncv), return_eigenvectors=False)
+        vals = eigsh(
+            op, k=1, which="LA", v0=v0, ncv=ncv, tol=tol, maxiter=max(1, max_matvecs // ncv), return_eigenvectors=False
+        )
         return float(vals[-1]), count[0], True
     except ArpackNoConvergence as err:
         if len(err.eigenvalues):
@@ -220,8 +220,16 @@ def _power(matvec, v, steps: int) -> float:
     return value
 
 
-def sharpness(model: MLP, x, y, *, rng: np.random.Generator | None = None,
-              probe: HessianProbe | None = None, tol: float = TOL, max_products: int = MAX_PRODUCTS) -> Sharpness:
+def sharpness(
+    model: MLP,
+    x,
+    y,
+    *,
+    rng: np.random.Generator | None = None,
+    probe: HessianProbe | None = None,
+    tol: float = TOL,
+    max_products: int = MAX_PRODUCTS,
+) -> Sharpness:
     """``λ_max`` of ``model``'s training loss on ``(x, y)`` (use a fixed probe batch of a few
     hundred rows: the cost is linear in it). Pass ``probe`` to reuse the buffers of an
     earlier call on the same batch (it is loaded with ``model``'s parameters)."""
@@ -231,8 +239,7 @@ def sharpness(model: MLP, x, y, *, rng: np.random.Generator | None = None,
     else:
         probe.load(model)
     with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
-        value, products, converged = top_eigenvalue(probe.hvp, probe.theta.size, rng, tol=tol,
-                                                    max_matvecs=max_products)
+        value, products, converged = top_eigenvalue(probe.hvp, probe.theta.size, rng, tol=tol, max_matvecs=max_products)
     return Sharpness(value, products, converged)
 
 
@@ -254,8 +261,9 @@ class SharpnessProbe:
         try:
             if self._probe is None:
                 self._probe = HessianProbe(self.model, self.x, self.y)
-            value = sharpness(self.model, self.x, self.y, probe=self._probe, tol=TRACE_TOL,
-                              max_products=TRACE_PRODUCTS).value
+            value = sharpness(
+                self.model, self.x, self.y, probe=self._probe, tol=TRACE_TOL, max_products=TRACE_PRODUCTS
+            ).value
         except (FloatingPointError, ArithmeticError, ValueError):
             return None
         return value if np.isfinite(value) else None

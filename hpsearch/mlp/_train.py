@@ -50,16 +50,29 @@ def _notes(config: MLPConfig, model: MLP) -> list[str]:
     if model.activation.zero_gradient:
         notes.append(f"activation {config.activation!r} has zero gradient: the hidden layers do not learn")
     if config.weight_init in SYMMETRIC:
-        notes.append(f"weight_init {config.weight_init!r} gives every unit of a layer the same "
-                     "weights: the hidden units stay identical")
+        notes.append(
+            f"weight_init {config.weight_init!r} gives every unit of a layer the same "
+            "weights: the hidden units stay identical"
+        )
     return notes
 
 
-def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
-          on_epoch: Callable[[int, dict], None] | None = None,
-          metric: str = "val_accuracy", keep_best: bool = False,
-          train_metrics: str = "running", n_classes: int | None = None,
-          reorder: str = "auto", explain: bool = True, stop_dead: bool = True) -> History:
+def train(
+    config: MLPConfig,
+    x_train,
+    y_train,
+    x_val,
+    y_val,
+    *,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    metric: str = "val_accuracy",
+    keep_best: bool = False,
+    train_metrics: str = "running",
+    n_classes: int | None = None,
+    reorder: str = "auto",
+    explain: bool = True,
+    stop_dead: bool = True,
+) -> History:
     """Train an MLP on ``(x_train, y_train)``, validating on ``(x_val, y_val)`` every epoch.
 
     ``on_epoch(epoch, metrics)`` runs after every epoch (1-based) with ``train_loss,
@@ -102,14 +115,24 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     init_rng, shuffle_rng, dropout_rng = np.random.default_rng(config.seed).spawn(3)
     model = MLP(config, x_train.shape[1], n_classes, rng=init_rng)
     optimizer = lookup(OPTIMIZERS, config.optimizer, "optimizer").from_config(config)
-    history = History(model=model, notes=_notes(config, model), metric=metric,
-                      chance=chance_level(y_val, n_classes))
+    history = History(model=model, notes=_notes(config, model), metric=metric, chance=chance_level(y_val, n_classes))
 
     n, batch = len(x_train), min(config.batch_size, len(x_train))
     # the first layer's products skip inputs known to be 0 or constant (see InputOrder)
-    plan = None if reorder == "never" else InputOrder.plan(
-        model, x_train, constant, values, x_val, batch, config.epochs,
-        **({"min_saving": 0.0, "min_block_skip": 0.0, "block_overhead": 0.0} if reorder == "always" else {}))
+    plan = (
+        None
+        if reorder == "never"
+        else InputOrder.plan(
+            model,
+            x_train,
+            constant,
+            values,
+            x_val,
+            batch,
+            config.epochs,
+            **({"min_saving": 0.0, "min_block_skip": 0.0, "block_overhead": 0.0} if reorder == "always" else {}),
+        )
+    )
     try:
         eval_rows = min(EVAL_ROWS, max(len(x_val), n if train_metrics == "full" else 0, 1))
         probe = _probe_batch(config, x_train, y_train, plan) if explain else None
@@ -118,19 +141,44 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
             evaluate = _Evaluator(model, eval_rows)
             val_set, train_set = (x_val, y_val, None), (x_train, y_train, None)
         else:
-            run = _Run(model, optimizer, plan.training_inputs(x_train), y_train, n_classes, batch,
-                       dropout_rng, plan.train, plan.first, plan.cuts)
+            run = _Run(
+                model,
+                optimizer,
+                plan.training_inputs(x_train),
+                y_train,
+                n_classes,
+                batch,
+                dropout_rng,
+                plan.train,
+                plan.first,
+                plan.cuts,
+            )
             evaluate = _Evaluator(model, eval_rows, plan.evaluate)
             val_set = plan.evaluation_set(x_val, y_val, eval_rows)
             train_set = plan.evaluation_set(x_train, y_train, eval_rows) if train_metrics == "full" else None
         run.probe = probe
         dead = None
         if stop_dead and config.hidden and not config.batch_norm:  # eval mode = train mode only without BN
-            train_all = ((lambda: (x_train, y_train, None)) if plan is None
-                         else (lambda: plan.evaluation_set(x_train, y_train, eval_rows)))
+            train_all = (
+                (lambda: (x_train, y_train, None))
+                if plan is None
+                else (lambda: plan.evaluation_set(x_train, y_train, eval_rows))
+            )
             dead = _DeadCheck(config, model, optimizer, evaluate, train_all)
-        _epochs(config, run, evaluate, history, shuffle_rng, train_set, val_set,
-                on_epoch, metric, keep_best, train_metrics, dead)
+        _epochs(
+            config,
+            run,
+            evaluate,
+            history,
+            shuffle_rng,
+            train_set,
+            val_set,
+            on_epoch,
+            metric,
+            keep_best,
+            train_metrics,
+            dead,
+        )
         history.outcome = classify(history.epochs, history.chance, n_classes, config.loss)
     finally:
         if plan is not None:  # W_1 back in the order of the data's columns
@@ -139,8 +187,20 @@ def train(config: MLPConfig, x_train, y_train, x_val, y_val, *,
     return history
 
 
-def _epochs(config, run, evaluate, history, shuffle_rng, train_set, val_set,
-            on_epoch, metric, keep_best, train_metrics, dead=None):
+def _epochs(
+    config,
+    run,
+    evaluate,
+    history,
+    shuffle_rng,
+    train_set,
+    val_set,
+    on_epoch,
+    metric,
+    keep_best,
+    train_metrics,
+    dead=None,
+):
     model, n = run.model, len(run.x)
     running = train_metrics == "running"
     maximize = METRICS[metric] == "max"
@@ -165,11 +225,11 @@ def _epochs(config, run, evaluate, history, shuffle_rng, train_set, val_set,
                 val_loss, val_acc = evaluate(*val_set, "validation", watch)
         except Blowup as b:
             raise run.diverged(b, epoch) from None
-        metrics = {"train_loss": train_loss, "train_accuracy": train_acc,
-                   "val_loss": val_loss, "val_accuracy": val_acc}
+        metrics = {"train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss, "val_accuracy": val_acc}
         value = metrics[metric]
-        if value is not None and (history.best_value is None
-                                  or (value > history.best_value if maximize else value < history.best_value)):
+        if value is not None and (
+            history.best_value is None or (value > history.best_value if maximize else value < history.best_value)
+        ):
             history.best_epoch, history.best_value = epoch, value
             if keep_best and epoch < config.epochs:
                 best_state = model.get_state()
@@ -188,10 +248,6 @@ def _epochs(config, run, evaluate, history, shuffle_rng, train_set, val_set,
             break
     if keep_best and best_state is not None:
         model.set_state(best_state)
-
-
-
-
 
 
 def _dead_rule(config, optimizer) -> tuple[int, bool]:
@@ -269,8 +325,7 @@ class _Run:
         self.n_full, self.last = divmod(n, batch)
         self.steps_per_epoch = self.n_full + (self.last > 0)
         dtype = model.dtype
-        self.ws_full = Workspace(model, batch, train=True, rng=rng, grad_scale=optimizer.prescale,
-                                 constant=constant)
+        self.ws_full = Workspace(model, batch, train=True, rng=rng, grad_scale=optimizer.prescale, constant=constant)
         self.ts_full = _scaled_targets(y, n_classes, dtype, self.ws_full.scale)
         self.ws_last = self.ts_last = None
         if self.last:
@@ -300,13 +355,13 @@ class _Run:
         reach = [None] * self.n_full
         if self.first is not None:
             perm = perm.copy()  # each batch's rows sorted by their first nonzero input
-        batches = perm[:self.n_full * batch].reshape(self.n_full, batch)
+        batches = perm[: self.n_full * batch].reshape(self.n_full, batch)
         if self.first is not None:
             keys = self.first[batches]
             by_first = np.argsort(keys, axis=1, kind="stable")
             batches[...] = np.take_along_axis(batches, by_first, axis=1)
             reach = ws.block_reach(np.take_along_axis(keys, by_first, axis=1)).tolist()
-            rest = perm[self.n_full * batch:]
+            rest = perm[self.n_full * batch :]
             rest[...] = rest[np.argsort(self.first[rest], kind="stable")]
         self.perm = perm
         self.perms.append((epoch, self.step, perm))
@@ -325,7 +380,7 @@ class _Run:
         if self.last:
             if not step % SNAPSHOT_EVERY:
                 snapshots.take(step)
-            self.ws_last.load(x, self.ts_last, perm[self.n_full * batch:])
+            self.ws_last.load(x, self.ts_last, perm[self.n_full * batch :])
             self.step = step + 1
             self.ws_last.train_step(optimizer, self.logits_last if running else None)
 
@@ -334,8 +389,8 @@ class _Run:
         n_full, batch, loss = self.n_full, self.batch, self.model.loss
         y = self.y[self.perm]
         logits = self.logits_epoch  # (K, n): one column per sample, in the epoch's order
-        np.copyto(logits[:, :n_full * batch].reshape(-1, n_full, batch), self.logits_full.transpose(1, 0, 2))
-        logits[:, n_full * batch:] = self.logits_last
+        np.copyto(logits[:, : n_full * batch].reshape(-1, n_full, batch), self.logits_full.transpose(1, 0, 2))
+        logits[:, n_full * batch :] = self.logits_last
         try:
             total = loss.fm_total(logits, y)
         except FloatingPointError as err:
@@ -349,28 +404,36 @@ class _Run:
         if self.probe is None:
             return Diverged(b.reason, epoch, self.step, b.where, [])
         rows = self._replay()
-        return Diverged(b.reason, epoch, self.step, b.where,
-                        [dict(zip(TRACE_COLUMNS, r)) for r in rows])
+        return Diverged(b.reason, epoch, self.step, b.where, [dict(zip(TRACE_COLUMNS, r)) for r in rows])
 
     def _replay(self) -> list[tuple]:
         workspaces = [ws for ws in (self.ws_full, self.ws_last) if ws is not None]
-        return replay_trace(self.snapshots, self.perms, self.step, self._load, self.optimizer, workspaces,
-                            SharpnessProbe(self.model, *self.probe()))
+        return replay_trace(
+            self.snapshots,
+            self.perms,
+            self.step,
+            self._load,
+            self.optimizer,
+            workspaces,
+            SharpnessProbe(self.model, *self.probe()),
+        )
 
     def _load(self, j: int, perm: np.ndarray) -> Workspace:
         """Batch ``j`` of the epoch that ran in order ``perm``, loaded into its workspace."""
         ws, ts = (self.ws_full, self.ts_full) if j < self.n_full else (self.ws_last, self.ts_last)
-        ws.load(self.x, ts, perm[j * self.batch:(j + 1) * self.batch])
+        ws.load(self.x, ts, perm[j * self.batch : (j + 1) * self.batch])
         return ws
 
 
 def _probe_batch(config: MLPConfig, x, y, plan):
     """A function giving the sharpness's fixed probe batch (drawn from the config's seed) with
     its inputs in the order of W_1's rows; the rows are copied only when it is called."""
+
     def batch():
         idx = probe_rows(len(x), np.random.default_rng([config.seed, 1]))
         xp = x[idx]
         return (xp if plan is None else xp.take(plan.order, axis=1)), y[idx]
+
     return batch
 
 

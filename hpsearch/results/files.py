@@ -33,8 +33,9 @@ def atomic_write(path: Path, text: str | bytes) -> None:
     tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w", **({} if isinstance(text, bytes) else
-                                                                         {"newline": ""})) as fh:
+        with os.fdopen(
+            fd, "wb" if isinstance(text, bytes) else "w", **({} if isinstance(text, bytes) else {"newline": ""})
+        ) as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -84,7 +85,9 @@ def _outcome(t) -> str | None:
     return reason if t.state == TrialState.PRUNED and reason in FAILURES else None
 
 
-def trials_frame(study: optuna.Study, param_order: list[str] | None = None, constants: dict | None = None) -> pd.DataFrame:
+def trials_frame(
+    study: optuna.Study, param_order: list[str] | None = None, constants: dict | None = None
+) -> pd.DataFrame:
     """One row per trial that has started (WAITING ones are not results yet)."""
     trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
     tests = study.user_attrs.get(ATTR_TEST, {})
@@ -169,8 +172,15 @@ def divergence_frame(study: optuna.Study) -> pd.DataFrame:
     return _whole_numbers(pd.DataFrame(rows, columns=["number", "reason", *TRACE_COLUMNS]))
 
 
-def export(study: optuna.Study, results_dir: Path, *, param_order=None, constants=None, metric="val_accuracy",
-           about: list[str] | None = None) -> pd.DataFrame:
+def export(
+    study: optuna.Study,
+    results_dir: Path,
+    *,
+    param_order=None,
+    constants=None,
+    metric="val_accuracy",
+    about: list[str] | None = None,
+) -> pd.DataFrame:
     """Write trials.csv, curves.csv, divergence.csv and summary.md; returns the trials frame.
 
     ``about`` heads summary.md: its first line is the title (the study), the rest say

@@ -95,8 +95,9 @@ class Results:
         from hpsearch.mlp import TRACE_COLUMNS
 
         # traces written before the sharpness column existed are read with it empty
-        df = _read_optional(self.path / "divergence.csv",
-                            ["number", "reason", *(c for c in TRACE_COLUMNS if c != "sharpness")])
+        df = _read_optional(
+            self.path / "divergence.csv", ["number", "reason", *(c for c in TRACE_COLUMNS if c != "sharpness")]
+        )
         if "sharpness" not in df:
             df["sharpness"] = float("nan")
         return df
@@ -149,12 +150,20 @@ class Results:
                     continue
             if name not in self.params:
                 if name in self.constants or (name in self.trials and self.trials[name].nunique() <= 1):
-                    value = self.constants.get(name, self.trials[name].dropna().iloc[0] if name in self.trials
-                                               and self.trials[name].notna().any() else None)
-                    raise ResultsError(f"{option}: {name} was not searched in {self.path} (constant {value!r}); "
-                                       f"searched: {', '.join(self.params) or 'none'}")
-                raise ResultsError(f"{option}: unknown parameter {name!r}{did_you_mean(name, self.params)} "
-                                   f"(searched in {self.path}: {', '.join(self.params) or 'none'})")
+                    value = self.constants.get(
+                        name,
+                        self.trials[name].dropna().iloc[0]
+                        if name in self.trials and self.trials[name].notna().any()
+                        else None,
+                    )
+                    raise ResultsError(
+                        f"{option}: {name} was not searched in {self.path} (constant {value!r}); "
+                        f"searched: {', '.join(self.params) or 'none'}"
+                    )
+                raise ResultsError(
+                    f"{option}: unknown parameter {name!r}{did_you_mean(name, self.params)} "
+                    f"(searched in {self.path}: {', '.join(self.params) or 'none'})"
+                )
             if name not in out:
                 out.append(name)
         return out
@@ -219,8 +228,16 @@ def open_results(results_dir) -> Results:
         constants = dict(meta.get("constants") or {})
     scales = {p: (meta.get("scales") or {}).get(p) or infer_scale(df[p]) for p in params}
     metric = meta.get("metric") or _infer_metric(df)
-    return Results(path=path, name=meta.get("name") or path.name, trials=df, metric=metric, params=params,
-                   scales=scales, constants=constants, guessed=guessed)
+    return Results(
+        path=path,
+        name=meta.get("name") or path.name,
+        trials=df,
+        metric=metric,
+        params=params,
+        scales=scales,
+        constants=constants,
+        guessed=guessed,
+    )
 
 
 # ---------------------------------------------------------------- columns people type
@@ -228,8 +245,13 @@ def open_results(results_dir) -> Results:
 
 def aliases(res: Results) -> dict[str, str]:
     """Header names shown in the tables (``val_acc``, ``batch``, ``trial``) → the trials.csv column."""
-    out = {"trial": "number", "epoch": "best_epoch", "metric": "value", res.metric_label: "value",
-           "reason": "prune_reason"}
+    out = {
+        "trial": "number",
+        "epoch": "best_epoch",
+        "metric": "value",
+        res.metric_label: "value",
+        "reason": "prune_reason",
+    }
     out.update({short: col for col, short in SHORT.items() if short not in out and col in res.trials})
     return {a: c for a, c in out.items() if a not in res.trials.columns}
 
@@ -242,8 +264,10 @@ def column(res: Results, name: str, option: str) -> str:
     if name in alias:
         return alias[name]
     known = [*res.trials.columns, *alias]
-    raise ResultsError(f"{option}: unknown column {name!r}{did_you_mean(name, known)} "
-                       f"(columns: {', '.join(map(str, res.trials.columns))})")
+    raise ResultsError(
+        f"{option}: unknown column {name!r}{did_you_mean(name, known)} "
+        f"(columns: {', '.join(map(str, res.trials.columns))})"
+    )
 
 
 def where(res: Results, query: str) -> pd.DataFrame:
@@ -256,21 +280,31 @@ def where(res: Results, query: str) -> pd.DataFrame:
     except pd.errors.UndefinedVariableError as exc:
         name = re.search(r"name '([^']+)'", str(exc))
         word = name.group(1) if name else None
-        holders = [c for c in res.trials.columns if not pd.api.types.is_numeric_dtype(res.trials[c])
-                   and (res.trials[c].astype("string") == word).any()]
+        holders = [
+            c
+            for c in res.trials.columns
+            if not pd.api.types.is_numeric_dtype(res.trials[c]) and (res.trials[c].astype("string") == word).any()
+        ]
         if holders:  # a bare word that is a value, not a column: it needs quotes
-            raise ResultsError(f"--where {query!r}: {word!r} is a value of column {holders[0]!r}, not a column; "
-                               f"quote it: \"{holders[0]} == '{word}'\"") from None
-        raise ResultsError(f"--where {query!r}: unknown column {name.group(1) if name else '?'!r}"
-                           f"{did_you_mean(name.group(1), frame.columns) if name else ''} "
-                           f"(columns: {', '.join(map(str, res.trials.columns))})") from None
+            raise ResultsError(
+                f"--where {query!r}: {word!r} is a value of column {holders[0]!r}, not a column; "
+                f"quote it: \"{holders[0]} == '{word}'\""
+            ) from None
+        raise ResultsError(
+            f"--where {query!r}: unknown column {name.group(1) if name else '?'!r}"
+            f"{did_you_mean(name.group(1), frame.columns) if name else ''} "
+            f"(columns: {', '.join(map(str, res.trials.columns))})"
+        ) from None
     except Exception as exc:  # pandas raises SyntaxError, ValueError, TypeError, KeyError ... for a bad query
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ResultsError(f"--where {query!r}: not a valid condition ({first}); "
-                           f"write it like \"lr > 0.1 and normalizer == 'z_score'\"") from None
+        raise ResultsError(
+            f"--where {query!r}: not a valid condition ({first}); "
+            f"write it like \"lr > 0.1 and normalizer == 'z_score'\""
+        ) from None
     if not isinstance(mask, pd.Series) or not pd.api.types.is_bool_dtype(mask.dtype):
-        raise ResultsError(f"--where {query!r}: not a condition (it gives values, not true/false); "
-                           f"write it like \"lr > 0.1\"")
+        raise ResultsError(
+            f'--where {query!r}: not a condition (it gives values, not true/false); write it like "lr > 0.1"'
+        )
     return res.trials[mask.to_numpy()]
 
 
@@ -307,8 +341,9 @@ def load_trials(results_dir: Path) -> pd.DataFrame:
         bad = df[col].notna() & values.isna()
         if bad.any():
             row = int(bad.to_numpy().argmax())
-            raise ResultsError(f"{path}: column {col!r}, line {row + 2}: {str(df[col].iloc[row])[:60]!r} "
-                               f"is not a number")
+            raise ResultsError(
+                f"{path}: column {col!r}, line {row + 2}: {str(df[col].iloc[row])[:60]!r} is not a number"
+            )
         df[col] = values
     return df
 
@@ -324,8 +359,12 @@ def typed(df: pd.DataFrame, scales: dict | None = None) -> pd.DataFrame:
     out = df.copy()
     scales = scales or {}
     for col in out.columns:
-        whole = col in INT_COLUMNS or col == "trial_seed" or re.fullmatch(r"hidden_\d+", col) \
+        whole = (
+            col in INT_COLUMNS
+            or col == "trial_seed"
+            or re.fullmatch(r"hidden_\d+", col)
             or scales.get(col) in ("int", "log_int")
+        )
         if col in TEXT_COLUMNS:
             out[col] = out[col].astype("string")
         elif whole:

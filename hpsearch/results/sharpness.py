@@ -62,10 +62,13 @@ def columns(trace, row) -> dict:
         return dict.fromkeys(COLUMNS)
     step, first = measured[0]
     lr = float(lr) if lr is not None else None
-    return {"sharpness": first, "sharpness_step": step,
-            "lr_sharpness": lr * first if lr is not None else None,
-            "lr_sharpness_peak": lr * max(v for _, v in measured) if lr is not None else None,
-            "sharpness_limit": limit_of(row)}
+    return {
+        "sharpness": first,
+        "sharpness_step": step,
+        "lr_sharpness": lr * first if lr is not None else None,
+        "lr_sharpness_peak": lr * max(v for _, v in measured) if lr is not None else None,
+        "sharpness_limit": limit_of(row),
+    }
 
 
 def story(number: int, trace: pd.DataFrame, row) -> str | None:
@@ -125,17 +128,25 @@ def separation(df: pd.DataFrame, diverged: pd.Series, edge: float | None = None)
         if known.empty:
             return []
         later = pd.to_numeric(df.loc[known.index, "sharpness_step"], errors="coerce")
-        return [(f"Sharpness: measured in {len(known)} diverged trials, in the last steps before their blow-up "
-                 f"(from step {int(later.min())}), never at initialization — nothing to compare the stable "
-                 f"trials with; `python -m hpsearch edge SPACE` measures it at initialization.")]
+        return [
+            (
+                f"Sharpness: measured in {len(known)} diverged trials, in the last steps before their blow-up "
+                f"(from step {int(later.min())}), never at initialization — nothing to compare the stable "
+                f"trials with; `python -m hpsearch edge SPACE` measures it at initialization."
+            )
+        ]
     limits = df.apply(limit_of, axis=1)
     known_limit = limits.notna() & lr.notna()
     if not known_limit.any():
-        return [(f"Sharpness: λ_max at initialization {float(initial.median()):.3g} (median of {len(initial)} "
-                 f"diverged trials); adaptive optimizers have no stability limit to compare lr·λ_max with.")]
+        return [
+            (
+                f"Sharpness: λ_max at initialization {float(initial.median()):.3g} (median of {len(initial)} "
+                f"diverged trials); adaptive optimizers have no stability limit to compare lr·λ_max with."
+            )
+        ]
     lam0 = float(initial.median())
     y = diverged[known_limit].astype(bool)
-    x = (lr[known_limit] * lam0 / limits[known_limit].astype(float))  # lr·λ_max in units of the limit
+    x = lr[known_limit] * lam0 / limits[known_limit].astype(float)  # lr·λ_max in units of the limit
     n = len(y)
 
     def right(c: float) -> int:
@@ -143,17 +154,25 @@ def separation(df: pd.DataFrame, diverged: pd.Series, edge: float | None = None)
 
     names = sorted({_optimizer(r) for _, r in df[known_limit].iterrows()})
     shown = "; ".join(f"{o} {_num(lim)}" for o, lim in _limits(df[known_limit]).items())
-    alone = (f"  lr·λ_max > limit alone classifies {right(1.0)} of {n} trials"
-             + (f" (lr > {_num(float((limits[known_limit] / lam0).median()))})" if len(names) == 1 else ""))
-    lines = [(f"Sharpness (λ_max at initialization, median of {len(initial)} diverged trials whose trace starts at "
-              f"step 1: {lam0:.3g}; limit of lr·λ_max: {shown}):"), alone]
+    alone = f"  lr·λ_max > limit alone classifies {right(1.0)} of {n} trials" + (
+        f" (lr > {_num(float((limits[known_limit] / lam0).median()))})" if len(names) == 1 else ""
+    )
+    lines = [
+        (
+            f"Sharpness (λ_max at initialization, median of {len(initial)} diverged trials whose trace starts at "
+            f"step 1: {lam0:.3g}; limit of lr·λ_max: {shown}):"
+        ),
+        alone,
+    ]
     if edge is not None:
         lines[-1] += f"; the boundary lr > {_num(edge)} {int(((lr[known_limit] > edge) == y).sum())} of {n}"
     grid = sorted({1.0, *[float(v) for v in x]})
     best = max(grid, key=lambda c: (right(c), -abs(math.log(c))))
     if best > 1.0 and right(best) > right(1.0):
-        lines.append(f"  the best cut is lr·λ_max > {best:.1f}× the limit ({right(best)} of {n}): past the quadratic "
-                     f"limit the first steps flatten the loss (catapult) and runs survive, up to about {best:.1f}×")
+        lines.append(
+            f"  the best cut is lr·λ_max > {best:.1f}× the limit ({right(best)} of {n}): past the quadratic "
+            f"limit the first steps flatten the loss (catapult) and runs survive, up to about {best:.1f}×"
+        )
     return lines
 
 
@@ -168,4 +187,3 @@ def _limits(df: pd.DataFrame) -> dict:
         if lim is not None:
             out.setdefault(_optimizer(r), []).append(lim)
     return {k: (v[0] if len(set(v)) == 1 else float(pd.Series(v).median())) for k, v in out.items()}
-

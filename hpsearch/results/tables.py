@@ -61,8 +61,9 @@ def _fmt(value, column: str) -> str:
     return str(value)
 
 
-def table(df: pd.DataFrame, columns: list[str], *, rank: bool = False, markdown: bool = False,
-          headers: dict | None = None) -> str:
+def table(
+    df: pd.DataFrame, columns: list[str], *, rank: bool = False, markdown: bool = False, headers: dict | None = None
+) -> str:
     """A fixed-width (or markdown) table of ``columns`` with readable numbers."""
     headers = {**SHORT, **(headers or {})}
     cols = [c for c in columns if c in df.columns]
@@ -124,17 +125,21 @@ def counts_line(df: pd.DataFrame) -> str:
     parts = [f"{ok} ok", f"{int(failed.sum())} failed" + (f" ({detail})" if detail else "")]
     pruned = int(((df["state"] == "PRUNED") & ~failed).sum())
     crashed = int(((df["state"] == "FAIL") & ~_interrupted(df)).sum())
-    for n, word in ((pruned, "stopped by the pruner"), (crashed, "crashed or timed out"),
-                    (int(_interrupted(df).sum()), "interrupted and run again"),
-                    (int((df["state"] == "RUNNING").sum()), "running")):
+    for n, word in (
+        (pruned, "stopped by the pruner"),
+        (crashed, "crashed or timed out"),
+        (int(_interrupted(df).sum()), "interrupted and run again"),
+        (int((df["state"] == "RUNNING").sum()), "running"),
+    ):
         if n:
             parts.append(f"{n} {word}")
     shown = len(df) - int(_interrupted(df).sum())
     return f"{shown} trial{'s' if shown != 1 else ''}: " + ", ".join(parts)
 
 
-def sections(df: pd.DataFrame, metric: str, params: list[str] | None, top: int = 10,
-             worst: int = 10) -> tuple[list[Section], list[str]]:
+def sections(
+    df: pd.DataFrame, metric: str, params: list[str] | None, top: int = 10, worst: int = 10
+) -> tuple[list[Section], list[str]]:
     """The tables of a study and the notes between them, the same for ``run``, summary.md and ``show``.
 
     One ranking everywhere: completed trials by their value, best first, ties by trial
@@ -143,8 +148,15 @@ def sections(df: pd.DataFrame, metric: str, params: list[str] | None, top: int =
     """
     cols = display_columns(df, params)
     metric_label = SHORT.get(metric, metric)
-    heads = {"value": metric_label, "best_epoch": "epoch", "number": "trial", "prune_reason": "reason",
-             "div_epoch": "epoch", "div_step": "step", "div_where": "where"}
+    heads = {
+        "value": metric_label,
+        "best_epoch": "epoch",
+        "number": "trial",
+        "prune_reason": "reason",
+        "div_epoch": "epoch",
+        "div_step": "step",
+        "div_where": "where",
+    }
     value_cols = ["value", "best_epoch"]
     if "test_accuracy" in df and df["test_accuracy"].notna().any():
         value_cols.append("test_accuracy")
@@ -159,41 +171,81 @@ def sections(df: pd.DataFrame, metric: str, params: list[str] | None, top: int =
     else:
         if top:
             best = done.head(top)
-            out.append(Section("best", f"Best {len(best)} of {len(done)} completed ({metric}, best epoch)",
-                               best, ["rank", *cols, *value_cols], heads))
+            out.append(
+                Section(
+                    "best",
+                    f"Best {len(best)} of {len(done)} completed ({metric}, best epoch)",
+                    best,
+                    ["rank", *cols, *value_cols],
+                    heads,
+                )
+            )
         if worst:
-            rest = done.iloc[min(top, len(done)):]
+            rest = done.iloc[min(top, len(done)) :]
             w = rest.tail(worst).iloc[::-1]
             if len(w):
-                out.append(Section("worst", f"Worst {len(w)} completed", w,
-                                   ["rank", *cols, *[c for c in value_cols if c != "test_accuracy"]], heads))
+                out.append(
+                    Section(
+                        "worst",
+                        f"Worst {len(w)} completed",
+                        w,
+                        ["rank", *cols, *[c for c in value_cols if c != "test_accuracy"]],
+                        heads,
+                    )
+                )
     trained = df["state"].isin(["COMPLETE", "PRUNED"])
     bad = df[failed_mask(df)]
     if len(bad):
         where_cols = ["div_where"] if "div_where" in bad and bad["div_where"].notna().any() else []
         # lr·λ_max at the first traced step against the optimizer's stability limit (hpsearch.results.sharpness)
         sharp_cols = [c for c in ("lr_sharpness", "sharpness_limit") if c in bad and bad[c].notna().any()]
-        fheads = {**heads, "lr_sharpness": "lr·λ_max", "sharpness_limit": "limit", "outcome": "kind",
-                  "val_accuracy": "last val_acc"}
+        fheads = {
+            **heads,
+            "lr_sharpness": "lr·λ_max",
+            "sharpness_limit": "limit",
+            "outcome": "kind",
+            "val_accuracy": "last val_acc",
+        }
         last = ["val_accuracy"] if "val_accuracy" in bad and bad["val_accuracy"].notna().any() else []
-        out.append(Section("failed", f"Failed {len(bad)} of {int(trained.sum())} ({kinds_text(kind_counts(df))})",
-                           bad.sort_values("number"),
-                           [*cols, "outcome", "div_epoch", "div_step", *where_cols, *last, *sharp_cols], fheads))
+        out.append(
+            Section(
+                "failed",
+                f"Failed {len(bad)} of {int(trained.sum())} ({kinds_text(kind_counts(df))})",
+                bad.sort_values("number"),
+                [*cols, "outcome", "div_epoch", "div_step", *where_cols, *last, *sharp_cols],
+                fheads,
+            )
+        )
     elif trained.any():
         notes.append(f"No trial failed (0 of {int(trained.sum())}): every finished trial learned.")
     pruned = df[(df["state"] == "PRUNED") & ~failed_mask(df)]
     if len(pruned):
-        out.append(Section("pruned", f"Stopped by the pruner {len(pruned)} (below the others at the same epoch)",
-                           pruned.sort_values("number"), [*cols, "epochs_run", "val_accuracy"],
-                           {**heads, "epochs_run": "epochs", "val_accuracy": "last val_acc"}))
+        out.append(
+            Section(
+                "pruned",
+                f"Stopped by the pruner {len(pruned)} (below the others at the same epoch)",
+                pruned.sort_values("number"),
+                [*cols, "epochs_run", "val_accuracy"],
+                {**heads, "epochs_run": "epochs", "val_accuracy": "last val_acc"},
+            )
+        )
     crashed = df[(df["state"] == "FAIL") & ~_interrupted(df)]
     if len(crashed):
-        out.append(Section("crashed", f"Crashed or timed out {len(crashed)}", crashed.sort_values("number"),
-                           ["number", "fail_reason"], {"number": "trial", "fail_reason": "reason"}))
+        out.append(
+            Section(
+                "crashed",
+                f"Crashed or timed out {len(crashed)}",
+                crashed.sort_values("number"),
+                ["number", "fail_reason"],
+                {"number": "trial", "fail_reason": "reason"},
+            )
+        )
     again = df[_interrupted(df)]
     if len(again):
-        pairs = ", ".join(f"{int(n)}→{int(r)}" if pd.notna(r) else f"{int(n)}"
-                          for n, r in zip(again["number"], again.get("retried_as", pd.Series(index=again.index))))
+        pairs = ", ".join(
+            f"{int(n)}→{int(r)}" if pd.notna(r) else f"{int(n)}"
+            for n, r in zip(again["number"], again.get("retried_as", pd.Series(index=again.index)))
+        )
         notes.append(f"Interrupted and run again: {len(again)} (trial→re-run: {pairs}); they are no results.")
     running = df[df["state"] == "RUNNING"]
     if len(running):
@@ -213,8 +265,16 @@ def render(secs: list[Section], notes: list[str], *, markdown: bool = False) -> 
     return lines
 
 
-def summary_text(df: pd.DataFrame, *, metric: str = "val_accuracy", params: list[str] | None = None,
-                 top: int = 10, worst: int = 10, markdown: bool = False, about: list[str] | None = None) -> str:
+def summary_text(
+    df: pd.DataFrame,
+    *,
+    metric: str = "val_accuracy",
+    params: list[str] | None = None,
+    top: int = 10,
+    worst: int = 10,
+    markdown: bool = False,
+    about: list[str] | None = None,
+) -> str:
     """The tables printed at the end of ``run`` and written to summary.md (the same ones ``show`` prints).
 
     ``about`` are header lines (study, data set, space file); with ``markdown`` they

@@ -86,8 +86,9 @@ def _parse_dist(path: str, table: dict, name: str, rule: _Rule, *, allow_when: b
         raise SpaceError(f"{path}.step", f"step goes only with int, not with {kind}")
 
     if rule.kind in ("name", "bool") and kind != "choice":
-        raise SpaceError(path, f"{name} takes {'true or false' if rule.kind == 'bool' else 'a name'}; "
-                               f"use choice = [...], not {kind}")
+        raise SpaceError(
+            path, f"{name} takes {'true or false' if rule.kind == 'bool' else 'a name'}; use choice = [...], not {kind}"
+        )
     if rule.kind == "int" and kind in ("uniform", "log_uniform"):
         raise SpaceError(path, f"{name} takes an integer; use int, log_int or choice, not {kind}")
     if rule.kind == "float" and kind in ("int", "log_int"):
@@ -143,8 +144,9 @@ def _parse_range(path: str, kind: str, bounds, step, rule: _Rule) -> _Dist:
         if not _is_int(step) or step < 1:
             raise SpaceError(f"{path}.step", f"step must be a positive integer, got {step!r}")
         if (high - low) % step:
-            raise SpaceError(f"{path}.step", f"step {step} does not divide high - low = {high - low} "
-                                             f"(int = {bounds!r})")
+            raise SpaceError(
+                f"{path}.step", f"step {step} does not divide high - low = {high - low} (int = {bounds!r})"
+            )
     for label, value in (("low ", low), ("high ", high)):
         problem = rule.problem(value, label)
         if problem:
@@ -163,7 +165,8 @@ def _parse_when(path: str, when) -> tuple[tuple[str, tuple], ...]:
             raise SpaceError(f"{path}.{target}", "when needs a value or a non-empty list of values, got []")
         for value in values:
             if not _is_scalar(value):
-                raise SpaceError(f"{path}.{target}", f"a condition value must be a string, number or boolean, "
-                                                     f"got {value!r}")
+                raise SpaceError(
+                    f"{path}.{target}", f"a condition value must be a string, number or boolean, got {value!r}"
+                )
         out.append((target, tuple(values)))
     return tuple(out)

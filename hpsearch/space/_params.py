@@ -29,9 +29,7 @@ class _Param:
         return f"is always {self.value!r}" if self.dist is None else f"is {self.dist.describe()}"
 
     def holds(self, config: dict) -> bool:
-        return all(
-            target in config and any(_same(config[target], v) for v in values) for target, values in self.when
-        )
+        return all(target in config and any(_same(config[target], v) for v in values) for target, values in self.when)
 
     def describe(self) -> str:
         text = f"{self.name} {self.dist.describe()}"
@@ -50,8 +48,9 @@ def _parse_param(name: str, raw, rule: _Rule) -> _Param:
         dist, when = _parse_dist(path, raw, name, rule, allow_when=True)
         return _Param(name, dist=dist, when=() if when is None else _parse_when(f"{path}.when", when))
     if isinstance(raw, list):
-        raise SpaceError(path, f"a list is not a value for {name}; a choice is written {{ choice = [...] }}, "
-                               f"got {raw!r}")
+        raise SpaceError(
+            path, f"a list is not a value for {name}; a choice is written {{ choice = [...] }}, got {raw!r}"
+        )
     problem = rule.problem(raw)
     if problem:
         raise SpaceError(path, problem)
@@ -95,11 +94,14 @@ class _Hidden:
 
     def suggest(self, trial) -> tuple[int, ...]:
         if not self.variable:
-            return tuple(d.suggest(trial, f"hidden_{k}") if isinstance(d, _Dist) else d
-                         for k, d in enumerate(self.layers, 1))
+            return tuple(
+                d.suggest(trial, f"hidden_{k}") if isinstance(d, _Dist) else d for k, d in enumerate(self.layers, 1)
+            )
         depth = self.depth.suggest(trial, "n_layers") if isinstance(self.depth, _Dist) else self.depth
-        return tuple(self.nodes.suggest(trial, f"hidden_{k}") if isinstance(self.nodes, _Dist) else self.nodes
-                     for k in range(1, depth + 1))
+        return tuple(
+            self.nodes.suggest(trial, f"hidden_{k}") if isinstance(self.nodes, _Dist) else self.nodes
+            for k in range(1, depth + 1)
+        )
 
     def describe(self) -> str | None:
         """``None`` when nothing about the layers is searched."""
@@ -131,17 +133,23 @@ def _parse_hidden(raw) -> _Hidden:
         return _Hidden(layers=tuple(_parse_layer(f"{path}[{i}]", entry, "nodes") for i, entry in enumerate(raw)))
     if isinstance(raw, dict):
         if any(key in DISTRIBUTIONS or key == "when" for key in raw):
-            raise SpaceError(path, "takes a list with one entry per layer, or { layers = ..., nodes = ... }; "
-                                   f"got a distribution {raw!r}")
+            raise SpaceError(
+                path,
+                "takes a list with one entry per layer, or { layers = ..., nodes = ... }; "
+                f"got a distribution {raw!r}",
+            )
         for key in raw:
             if key not in ("layers", "nodes"):
-                raise SpaceError(f"{path}.{key}", f"unknown key (expected layers and nodes)"
-                                                  f"{did_you_mean(key, ['layers', 'nodes'])}")
+                raise SpaceError(
+                    f"{path}.{key}", f"unknown key (expected layers and nodes){did_you_mean(key, ['layers', 'nodes'])}"
+                )
         for key in ("layers", "nodes"):
             if key not in raw:
                 raise SpaceError(path, f"a variable-depth hidden needs both layers and nodes, {key} is missing")
-        return _Hidden(depth=_parse_layer(f"{path}.layers", raw["layers"], "layers"),
-                       nodes=_parse_layer(f"{path}.nodes", raw["nodes"], "nodes"))
+        return _Hidden(
+            depth=_parse_layer(f"{path}.layers", raw["layers"], "layers"),
+            nodes=_parse_layer(f"{path}.nodes", raw["nodes"], "nodes"),
+        )
     raise SpaceError(path, f"takes a list with one entry per layer, or {{ layers = ..., nodes = ... }}; got {raw!r}")
 
 
@@ -163,8 +171,11 @@ def _check_conditions(params: dict, known: dict[str, _Rule]) -> None:
                 if problem:
                     raise SpaceError(path, problem)
             if other.dist is not None and other.dist.kind in ("uniform", "log_uniform"):
-                raise SpaceError(path, f"a condition needs a parameter with countable values (a constant, "
-                                       f"choice, int or log_int), but {target} is {other.dist.kind}")
+                raise SpaceError(
+                    path,
+                    f"a condition needs a parameter with countable values (a constant, "
+                    f"choice, int or log_int), but {target} is {other.dist.kind}",
+                )
             if not any(other.can_be(known[target].coerce(v)) for v in values):
                 raise SpaceError(path, f"can never hold: {target} {other.possible()}, never {_values_text(values)}")
 
@@ -193,8 +204,11 @@ def _check_pairs(params: dict) -> None:
         if not low < high:
             culprit = low_name if low_name in params else high_name
             note = lambda n: f" ({n})" if n else ""  # noqa: E731
-            raise SpaceError(f"params.{culprit}", f"needs {low_name} < {high_name}, got {low_name} = {_num(low)}"
-                                                  f"{note(low_note)} and {high_name} = {_num(high)}{note(high_note)}")
+            raise SpaceError(
+                f"params.{culprit}",
+                f"needs {low_name} < {high_name}, got {low_name} = {_num(low)}"
+                f"{note(low_note)} and {high_name} = {_num(high)}{note(high_note)}",
+            )
 
 
 def _dependency_order(params: dict) -> list[str]:
@@ -217,5 +231,5 @@ def _cycle(start: str, deps: dict, placed: list[str]) -> str:
     while True:
         nxt = next(d for d in deps[walk[-1]] if d not in placed)
         if nxt in walk:
-            return " → ".join(walk[walk.index(nxt):] + [nxt])
+            return " → ".join(walk[walk.index(nxt) :] + [nxt])
         walk.append(nxt)

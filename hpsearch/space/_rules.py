@@ -134,8 +134,13 @@ def _from_constraint(constraint) -> _Rule:
         return _Rule("name", family=constraint.family, registry=lambda: dict.fromkeys(constraint.names()))
     if constraint.kind == "bool":
         return _Rule("bool")  # in a file, true or false only
-    return _Rule(constraint.kind, low=constraint.low, high=constraint.high,
-                 low_open=constraint.low_open, high_open=constraint.high_open)
+    return _Rule(
+        constraint.kind,
+        low=constraint.low,
+        high=constraint.high,
+        low_open=constraint.low_open,
+        high_open=constraint.high_open,
+    )
 
 
 @functools.cache
@@ -154,8 +159,21 @@ def _known_params() -> dict[str, _Rule]:
 MEANINGS = {
     "lr": ("learning_rate", "learningrate", "eta", "step_size", "stepsize", "alpha_lr"),
     "batch_size": ("batch", "batchsize", "minibatch", "mini_batch", "mini_batch_size", "minibatch_size"),
-    "hidden": ("nodes", "units", "neurons", "hidden_units", "hidden_size", "hidden_sizes", "hidden_layer_sizes",
-               "hidden_size_list", "layers", "num_layers", "n_layers", "hidden_layers", "architecture"),
+    "hidden": (
+        "nodes",
+        "units",
+        "neurons",
+        "hidden_units",
+        "hidden_size",
+        "hidden_sizes",
+        "hidden_layer_sizes",
+        "hidden_size_list",
+        "layers",
+        "num_layers",
+        "n_layers",
+        "hidden_layers",
+        "architecture",
+    ),
     "alpha": ("activation_alpha", "negative_slope", "leak", "leaky_alpha", "leaky_slope", "slope"),
     "weight_decay": ("l2", "l2_reg", "lambda", "weight_decay_lambda", "decay", "regularization", "reg"),
     "dropout": ("dropout_ratio", "dropout_rate", "use_dropout", "drop_rate"),

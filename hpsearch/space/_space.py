@@ -54,8 +54,10 @@ class Space:
                 self._dists[name] = p.dist
 
     def __repr__(self) -> str:
-        return (f"Space({self.study.name!r}, {len(self._dists)} searched, {len(self.constants())} constant, "
-                f"from {self.source})")
+        return (
+            f"Space({self.study.name!r}, {len(self._dists)} searched, {len(self.constants())} constant, "
+            f"from {self.source})"
+        )
 
     # -- sampling
 
@@ -170,8 +172,10 @@ class Space:
             if not any(_same(v, u) for v in possible for u in values):
                 now = _word(possible[0]) if len(possible) == 1 else " or ".join(_word(v) for v in possible)
                 need = " or ".join(_word(v) for v in values)
-                out.append(f"params.{name}: has no effect: it is used only when {control} = {need}, "
-                           f"and here {control} is only ever {now}")
+                out.append(
+                    f"params.{name}: has no effect: it is used only when {control} = {need}, "
+                    f"and here {control} is only ever {now}"
+                )
         return out
 
     def identity(self) -> dict[str, str]:

@@ -14,7 +14,6 @@ from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial
 
-
 __all__ = ["BaseHeartbeat", "cached", "frozen", "sampler_rng", "stale_trial_ids", "storage", "study_id", "trial_id"]
 
 

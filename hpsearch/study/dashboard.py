@@ -59,8 +59,9 @@ class DashboardView:
         self.metric = metric
         self.constants = dict(constants)
         self.storage = optuna.storages.InMemoryStorage()
-        self.study = optuna.create_study(storage=self.storage, study_name=source.study_name,
-                                         directions=source.directions)
+        self.study = optuna.create_study(
+            storage=self.storage, study_name=source.study_name, directions=source.directions
+        )
         self.study.set_metric_names([metric])
         for key, value in source.user_attrs.items():
             if key not in (ATTR_SPACE, ATTR_FINGERPRINT, ATTR_TEST):  # the space is the note, scores per trial
@@ -76,8 +77,10 @@ class DashboardView:
         from optuna_dashboard import save_note
 
         const = "\n".join(f"- `{k}` = `{v}`" for k, v in sorted(self.constants.items())) or "- none"
-        body = (f"**hpsearch study {self.source.study_name}** · objective `{self.metric}` "
-                f"(learning curves: `{self.metric}` per epoch)\n\nConstants:\n{const}\n")
+        body = (
+            f"**hpsearch study {self.source.study_name}** · objective `{self.metric}` "
+            f"(learning curves: `{self.metric}` per epoch)\n\nConstants:\n{const}\n"
+        )
         if space_text:
             body += f"\nThe space file that was run:\n\n```toml\n{space_text.strip()}\n```\n"
         save_note(self.study, body)
@@ -116,10 +119,18 @@ class DashboardView:
     def _add(self, t: FrozenTrial, tests: dict) -> int:
         finished = t.state.is_finished()
         copy = FrozenTrial(
-            number=t.number, state=t.state, value=None, values=t.values if t.state == TrialState.COMPLETE else None,
-            datetime_start=t.datetime_start, datetime_complete=t.datetime_complete if finished else None,
-            params=t.params, distributions=t.distributions, user_attrs=self._attrs(t, tests),
-            system_attrs={}, intermediate_values=self._intermediate(t), trial_id=0,
+            number=t.number,
+            state=t.state,
+            value=None,
+            values=t.values if t.state == TrialState.COMPLETE else None,
+            datetime_start=t.datetime_start,
+            datetime_complete=t.datetime_complete if finished else None,
+            params=t.params,
+            distributions=t.distributions,
+            user_attrs=self._attrs(t, tests),
+            system_attrs={},
+            intermediate_values=self._intermediate(t),
+            trial_id=0,
         )
         if copy.state == TrialState.WAITING:
             copy.datetime_start = None
@@ -155,8 +166,15 @@ def view(results_dir, storage: str | None = None) -> DashboardView:
     return DashboardView(source_study(results_dir, storage), meta.get("metric", "value"), meta.get("constants") or {})
 
 
-def serve(results_dir, *, host: str = "127.0.0.1", port: int = 8080, storage: str | None = None,
-          refresh: float = REFRESH_SECONDS, announce=print) -> None:
+def serve(
+    results_dir,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    storage: str | None = None,
+    refresh: float = REFRESH_SECONDS,
+    announce=print,
+) -> None:
     """Serve the study with optuna-dashboard until interrupted; the view follows a running study."""
     try:
         import optuna_dashboard
@@ -173,8 +191,10 @@ def serve(results_dir, *, host: str = "127.0.0.1", port: int = 8080, storage: st
                 continue
 
     threading.Thread(target=follow, name="hpsearch-dashboard-sync", daemon=True).start()
-    announce(f"hpsearch dashboard · study {v.study.study_name} · {len(v._ids)} trials · "
-             f"http://{host}:{port}/dashboard/  (Ctrl-C to stop)")
+    announce(
+        f"hpsearch dashboard · study {v.study.study_name} · {len(v._ids)} trials · "
+        f"http://{host}:{port}/dashboard/  (Ctrl-C to stop)"
+    )
     try:
         optuna_dashboard.run_server(v.storage, host=host, port=port)
     finally:

@@ -24,7 +24,6 @@ from hpsearch.mlp._outcome import OK, chance_level, classify
 from hpsearch.vocabulary import ATTR_OUTCOME, DATA_DEFAULTS, DATA_KEYS
 
 
-
 @dataclass(frozen=True)
 class Prepared:
     """The arrays every trial of a study trains on (split once, shared by all trials)."""
@@ -69,8 +68,16 @@ class Prepared:
 def prepare(dataset: datasets.Dataset, validation: float, seed: int) -> Prepared:
     """Carve the stratified validation split out of the training data."""
     x_tr, y_tr, x_val, y_val = datasets.split(dataset.x_train, dataset.y_train, validation, seed)
-    return Prepared(x_tr, y_tr, x_val, y_val, dataset.x_test, dataset.y_test, dataset.n_classes,
-                    class_names=tuple(dataset.class_names))
+    return Prepared(
+        x_tr,
+        y_tr,
+        x_val,
+        y_val,
+        dataset.x_test,
+        dataset.y_test,
+        dataset.n_classes,
+        class_names=tuple(dataset.class_names),
+    )
 
 
 def trial_seed(study_seed: int, number: int) -> int:
@@ -147,17 +154,16 @@ def run_trial(
             raise optuna.TrialPruned(f"pruned by the pruner at epoch {epoch}")
 
     try:
-        history = _train(mlp_config, x_tr, x_val, prepared, metric=metric, on_epoch=on_epoch,
-                         keep_best=keep is not None)
+        history = _train(
+            mlp_config, x_tr, x_val, prepared, metric=metric, on_epoch=on_epoch, keep_best=keep is not None
+        )
     except Diverged as div:
         trial.set_user_attr("curve", curve)
         trial.set_user_attr("prune_reason", div.reason)
         trial.set_user_attr("div_epoch", div.epoch)
         trial.set_user_attr("div_step", div.step)
         trial.set_user_attr("div_where", div.where)
-        trial.set_user_attr(
-            "trace", [[_finite_or_none(row.get(c)) for c in TRACE_COLUMNS] for row in div.trace]
-        )
+        trial.set_user_attr("trace", [[_finite_or_none(row.get(c)) for c in TRACE_COLUMNS] for row in div.trace])
         trial.set_user_attr(ATTR_OUTCOME, div.reason)
         return optuna.trial.TrialState.PRUNED, None
     except Dead as dead:  # certain, so stopped at once: a failure like divergence, never ranked

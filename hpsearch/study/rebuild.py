@@ -57,8 +57,9 @@ def _study(results_dir: Path, meta: dict, storage: str | None) -> optuna.Study:
     if storage is None:
         journal = results_dir / JOURNAL_FILE
         if not journal.is_file():
-            raise ResultsError(f"{results_dir}: no {JOURNAL_FILE}; pass storage=URL (the study's database) to rebuild "
-                               f"a model")
+            raise ResultsError(
+                f"{results_dir}: no {JOURNAL_FILE}; pass storage=URL (the study's database) to rebuild a model"
+            )
         backend = stores.journal(journal)
     else:
         backend = stores.open_storage(storage, results_dir)
@@ -81,12 +82,21 @@ def rebuild(results_dir, number: int, *, storage: str | None = None) -> Model:
     seed = int(t.user_attrs["seed"])
     prepared = prepared_data(results_dir, meta, study.user_attrs.get(ATTR_SOURCE))
     with threadpool_limits(1):  # as the trial ran: one BLAS thread, the same sums in the same order
-        history = objective.retrain(config, prepared, epochs=t.user_attrs.get("best_epoch") or meta["epochs"],
-                                    metric=meta["metric"], seed=seed)
+        history = objective.retrain(
+            config, prepared, epochs=t.user_attrs.get("best_epoch") or meta["epochs"], metric=meta["metric"], seed=seed
+        )
     value = history.best_value
     if value is None or not math.isfinite(value) or abs(value - t.value) > TOLERANCE:
-        raise ResultsError(f"{results_dir}: trial {number} rebuilt gives {meta['metric']} {value}, but the trial "
-                           f"recorded {t.value}; the data set or hpsearch changed since the study ran")
-    info = {"study": meta["name"], "trial": number, "metric": meta["metric"], "value": value,
-            "best_epoch": history.best_epoch, "seed": seed}
+        raise ResultsError(
+            f"{results_dir}: trial {number} rebuilt gives {meta['metric']} {value}, but the trial "
+            f"recorded {t.value}; the data set or hpsearch changed since the study ran"
+        )
+    info = {
+        "study": meta["name"],
+        "trial": number,
+        "metric": meta["metric"],
+        "value": value,
+        "best_epoch": history.best_epoch,
+        "seed": seed,
+    }
     return objective.as_model(history.model, config, prepared, info)

@@ -65,8 +65,10 @@ class Reporter:
         full = int(frac * bar_w)
         bar = "━" * full + ("╸" if full < bar_w else "") + " " * max(0, bar_w - full - 1)
         extra = f" · errors {p.failed}" if p.failed else ""
-        return (f" {p.finished:>{len(str(p.total))}}/{p.total} {bar}  {best} · failed {p.diverged}{extra}"
-                f" · {_clock(elapsed)} elapsed{left}")
+        return (
+            f" {p.finished:>{len(str(p.total))}}/{p.total} {bar}  {best} · failed {p.diverged}{extra}"
+            f" · {_clock(elapsed)} elapsed{left}"
+        )
 
     def end_progress(self) -> None:
         if self.tty and self._width and not self.quiet:
@@ -114,4 +116,3 @@ def in_notebook() -> bool:
     shell = sys.modules.get("IPython")
     shell = shell.get_ipython() if shell is not None and hasattr(shell, "get_ipython") else None
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
-

@@ -17,14 +17,14 @@ from threadpoolctl import threadpool_limits
 
 from hpsearch import __version__, results
 from hpsearch import data as datasets
+from hpsearch.errors import HPSearchError, Interrupted, ResultsError, StorageError
+from hpsearch.space import Space, parse_space
 from hpsearch.study import _optuna, objective
 from hpsearch.study import storage as stores
 from hpsearch.study import supervisor as sup_
 from hpsearch.study import trials as st
 from hpsearch.study.report import Reporter
 from hpsearch.study.samplers import make_pruner, make_sampler
-from hpsearch.errors import HPSearchError, Interrupted, ResultsError, StorageError
-from hpsearch.space import Space, parse_space
 from hpsearch.vocabulary import (
     ATTR_FINGERPRINT,
     ATTR_SETTINGS,
@@ -70,7 +70,7 @@ class Signals:
         self._defer = 0
         self._old: dict = {}
 
-    def __enter__(self) -> "Signals":
+    def __enter__(self) -> Signals:
         self._old = {s: signal.signal(s, self._handle) for s in self.HANDLED}
         return self
 
@@ -113,20 +113,29 @@ class Context:
 
     def options(self, jobs: int, trial_timeout: float | None) -> sup_.RunOptions:
         s = self.settings
-        return sup_.RunOptions(jobs=jobs, epochs=s.epochs, metric=s.metric, seed=s.seed,
-                             prune=s.pruner != "none", trial_timeout=trial_timeout,
-                             storage_url=self.storage_url,
-                             models_dir=None if self.results_dir is None else self.results_dir / MODELS_DIR,
-                             study_name=s.name, patience=s.patience)
+        return sup_.RunOptions(
+            jobs=jobs,
+            epochs=s.epochs,
+            metric=s.metric,
+            seed=s.seed,
+            prune=s.pruner != "none",
+            trial_timeout=trial_timeout,
+            storage_url=self.storage_url,
+            models_dir=None if self.results_dir is None else self.results_dir / MODELS_DIR,
+            study_name=s.name,
+            patience=s.patience,
+        )
 
     def about(self) -> list[str]:
         """What summary.md says the study is: its name, data set, space file, metric and space."""
         s = self.settings
         better = "higher" if s.direction == "maximize" else "lower"
-        return [f"hpsearch study {s.name}",
-                f"data set {self.dataset.describe()} · space file {self.space.source} · "
-                f"metric {s.metric} ({better} is better) · {s.epochs} epochs · seed {s.seed}",
-                f"space: {self.space.describe()}"]
+        return [
+            f"hpsearch study {s.name}",
+            f"data set {self.dataset.describe()} · space file {self.space.source} · "
+            f"metric {s.metric} ({better} is better) · {s.epochs} epochs · seed {s.seed}",
+            f"space: {self.space.describe()}",
+        ]
 
     @property
     def uses_journal(self) -> bool:
@@ -136,9 +145,14 @@ class Context:
         if self.results_dir is None:
             return results.trials_frame(self.study, self.space.param_names(), self.space.constants())
         try:
-            return results.export(self.study, self.results_dir, param_order=self.space.param_names(),
-                                  constants=self.space.constants(), metric=self.settings.metric,
-                                  about=self.about())
+            return results.export(
+                self.study,
+                self.results_dir,
+                param_order=self.space.param_names(),
+                constants=self.space.constants(),
+                metric=self.settings.metric,
+                about=self.about(),
+            )
         except OSError as exc:  # a full disk: the files stay as they were, the storage holds every result
             raise StorageError(stores.write_failed(self.results_dir, exc)) from None
 
@@ -162,8 +176,11 @@ def _fingerprint(space: Space, settings) -> str:
 
 def _legacy_fingerprint(space: Space, settings) -> str:
     """The fingerprint hpsearch 0.1 stored, so its studies resume."""
-    return json.dumps({"space": space.describe(), "constants": space.constants(), **_settings_dict(settings)},
-                      sort_keys=True, default=str)
+    return json.dumps(
+        {"space": space.describe(), "constants": space.constants(), **_settings_dict(settings)},
+        sort_keys=True,
+        default=str,
+    )
 
 
 def _difference(stored: str | None, space: Space, settings) -> str | None:
@@ -178,8 +195,11 @@ def _difference(stored: str | None, space: Space, settings) -> str | None:
     show = lambda v: "(absent)" if v is None else (v if isinstance(v, str) else json.dumps(v))  # noqa: E731
     defaults = {"patience": 0}  # settings stored only when not their default
     old, new = {**defaults, **old}, {**defaults, **new}
-    diffs = [f"{k} {show(old.get(k))} → {show(new.get(k))}"
-             for k in sorted(set(old) | set(new)) if k != "v" and old.get(k) != new.get(k)]
+    diffs = [
+        f"{k} {show(old.get(k))} → {show(new.get(k))}"
+        for k in sorted(set(old) | set(new))
+        if k != "v" and old.get(k) != new.get(k)
+    ]
     return clip(", ".join(diffs) or "the stored fingerprint differs", 400)
 
 
@@ -238,13 +258,25 @@ def setup_run(space: Space, overrides: dict, *, out: Path, storage_url: str | No
         study = _create_or_resume(space, settings, storage, storage_url, results_dir, n_trials)
         if not (results_dir / SPACE_FILE).exists():
             results.atomic_write(results_dir / SPACE_FILE, space.text)
-        results.atomic_write(results_dir / META_FILE, json.dumps({
-            "name": settings.name, "fingerprint": _fingerprint(space, settings), "metric": settings.metric,
-            "direction": settings.direction, "params": space.param_names(),
-            "scales": {p: space.scale(p) for p in space.param_names()}, "constants": space.constants(),
-            "dataset": dataset.describe(), "storage": stores.mask_url(storage_url) or "journal",
-            **_settings_dict(settings),
-        }, indent=2, default=str))
+        results.atomic_write(
+            results_dir / META_FILE,
+            json.dumps(
+                {
+                    "name": settings.name,
+                    "fingerprint": _fingerprint(space, settings),
+                    "metric": settings.metric,
+                    "direction": settings.direction,
+                    "params": space.param_names(),
+                    "scales": {p: space.scale(p) for p in space.param_names()},
+                    "constants": space.constants(),
+                    "dataset": dataset.describe(),
+                    "storage": stores.mask_url(storage_url) or "journal",
+                    **_settings_dict(settings),
+                },
+                indent=2,
+                default=str,
+            ),
+        )
     except BaseException:
         if created:
             _remove_if_empty(results_dir)
@@ -255,7 +287,10 @@ def setup_run(space: Space, overrides: dict, *, out: Path, storage_url: str | No
 def _create_or_resume(space, settings, storage, storage_url, results_dir: Path, n_trials: int) -> optuna.Study:
     with sup_.directory_lock(results_dir):
         study = optuna.create_study(
-            study_name=settings.name, storage=storage, direction=settings.direction, load_if_exists=True,
+            study_name=settings.name,
+            storage=storage,
+            direction=settings.direction,
+            load_if_exists=True,
             sampler=make_sampler(settings.sampler, settings.seed),
             pruner=make_pruner(settings.pruner, settings.epochs),
         )
@@ -307,8 +342,9 @@ def setup_worker(storage_url: str, study_name: str, out: Path | None) -> Context
         summaries = optuna.get_all_study_names(storage)
     except Exception as exc:  # driver errors
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise HPSearchError(f"cannot read studies from {stores.mask_url(storage_url)!r}: "
-                            f"{stores.mask_text(first, storage_url)}") from None
+        raise HPSearchError(
+            f"cannot read studies from {stores.mask_url(storage_url)!r}: {stores.mask_text(first, storage_url)}"
+        ) from None
     if study_name not in summaries:
         hint = f" (studies there: {', '.join(summaries)})" if summaries else " (it holds no study)"
         raise HPSearchError(f"no study {study_name!r} in {stores.mask_url(storage_url)!r}{hint}")
@@ -318,9 +354,12 @@ def setup_worker(storage_url: str, study_name: str, out: Path | None) -> Context
         raise HPSearchError(f"study {study_name!r} was not created by hpsearch run (no space stored with it)")
     space = parse_space(text, source=probe.user_attrs.get(ATTR_SOURCE, "<stored>"))
     settings = dataclasses.replace(space.study, name=study_name, **probe.user_attrs.get(ATTR_SETTINGS, {}))
-    study = optuna.load_study(study_name=study_name, storage=storage,
-                              sampler=make_sampler(settings.sampler, settings.seed),
-                              pruner=make_pruner(settings.pruner, settings.epochs))
+    study = optuna.load_study(
+        study_name=study_name,
+        storage=storage,
+        sampler=make_sampler(settings.sampler, settings.seed),
+        pruner=make_pruner(settings.pruner, settings.epochs),
+    )
     dataset, prepared = _load_data(settings, None)
     if out is not None and results_dir is None:
         results_dir = Path(out) / study_name
@@ -330,8 +369,15 @@ def setup_worker(storage_url: str, study_name: str, out: Path | None) -> Context
 # ---------------------------------------------------------------- running
 
 
-def work(ctx: Context, jobs: int, trial_timeout: float | None, reporter: Reporter, signals: Signals,
-         total: int | None = None, export_every: float = 5.0) -> bool:
+def work(
+    ctx: Context,
+    jobs: int,
+    trial_timeout: float | None,
+    reporter: Reporter,
+    signals: Signals,
+    total: int | None = None,
+    export_every: float = 5.0,
+) -> bool:
     """Run trials until the study has none left; False when a signal stopped it.
 
     A :class:`StorageError` (a full disk, a database gone for too long) stops every
@@ -341,8 +387,13 @@ def work(ctx: Context, jobs: int, trial_timeout: float | None, reporter: Reporte
     storage = _optuna.storage(ctx.study)
     if isinstance(storage, stores.RetryingStorage):
         storage.on_wait = storage.on_back = lambda m: reporter.say(f"  {m}")
-    sup = sup_.Supervisor(ctx.study, ctx.space, ctx.prepared, ctx.options(jobs, trial_timeout),
-                        ctx.results_dir if ctx.uses_journal else None)
+    sup = sup_.Supervisor(
+        ctx.study,
+        ctx.space,
+        ctx.prepared,
+        ctx.options(jobs, trial_timeout),
+        ctx.results_dir if ctx.uses_journal else None,
+    )
     last_export = time.monotonic()
     last_progress = 0.0
     try:
@@ -399,8 +450,11 @@ def _saved_score(path: Path, prepared: objective.Prepared, metric: str) -> dict 
     with threadpool_limits(1):  # small products: BLAS threads only wait on each other
         test = model.evaluate(prepared.x_test, prepared.y_test)
         val = model.evaluate(prepared.x_val, prepared.y_val)
-    return {"test_accuracy": test["accuracy"], "test_loss": objective._finite_or_none(test["loss"]),
-            "val": objective._finite_or_none(val[metric.removeprefix("val_")])}
+    return {
+        "test_accuracy": test["accuracy"],
+        "test_loss": objective._finite_or_none(test["loss"]),
+        "val": objective._finite_or_none(val[metric.removeprefix("val_")]),
+    }
 
 
 def ranked_complete(study: optuna.Study) -> list:
@@ -453,7 +507,7 @@ def score_top(ctx: Context, k: int, jobs: int, signals: Signals | None = None) -
         scores[str(t.number)] = r
         ctx.study.set_user_attr(ATTR_TEST, scores)
     if models is not None and not (signals is not None and signals.received):
-        prune_models(models, {t.number for t in trials[:max(k, 1)]})
+        prune_models(models, {t.number for t in trials[: max(k, 1)]})
     return notes
 
 

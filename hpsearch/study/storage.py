@@ -40,8 +40,8 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.storages.journal import BaseJournalBackend
 
-from hpsearch.study import _optuna
 from hpsearch.errors import StorageError
+from hpsearch.study import _optuna
 from hpsearch.vocabulary import JOURNAL_FILE, clip
 
 log = logging.getLogger("hpsearch")
@@ -53,8 +53,7 @@ GRACE_SECONDS = 30
 PATIENCE_SECONDS = 600.0
 
 
-def open_storage(url: str | None, results_dir: Path, *,
-                 on_stale: Callable | None = None) -> BaseStorage:
+def open_storage(url: str | None, results_dir: Path, *, on_stale: Callable | None = None) -> BaseStorage:
     """The journal file under ``results_dir`` by default, else the storage ``url`` names.
 
     ``url`` may be ``journal:PATH``, a path to an existing journal file, or any
@@ -85,9 +84,11 @@ def open_storage(url: str | None, results_dir: Path, *,
 
 def reopen(url: str) -> BaseStorage:
     """A database storage of one's own (after a fork a connection must not be shared); waits out an outage."""
+
     def connect():
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True},
-                                          skip_compatibility_check=True, skip_table_creation=True)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs={"pool_pre_ping": True}, skip_compatibility_check=True, skip_table_creation=True
+        )
 
     waiting = RetryingStorage(None, name=mask_url(url))
     return RetryingStorage(_optuna.cached(waiting.retry(connect)), name=mask_url(url))
@@ -96,7 +97,7 @@ def reopen(url: str) -> BaseStorage:
 def journal_path(url: str) -> Path | None:
     """The journal file a ``--storage`` value names (``journal:PATH`` or a file path), else None."""
     if url.startswith("journal:"):
-        return Path(url[len("journal:"):]).absolute()
+        return Path(url[len("journal:") :]).absolute()
     if "://" not in url and (url.endswith(".log") or Path(url).is_file()):
         return Path(url).absolute()
     return None
@@ -208,7 +209,7 @@ class JournalFile(BaseJournalBackend):
                 try:
                     view = memoryview(data)
                     while view:
-                        view = view[os.write(fd, view):]
+                        view = view[os.write(fd, view) :]
                     os.fsync(fd)
                 except BaseException as exc:  # a full disk, or a signal between two writes
                     try:
@@ -232,8 +233,9 @@ class JournalFile(BaseJournalBackend):
                 return
             except _BrokenLine as broken:  # a complete line that is no record: a cut one with the next glued on
                 if repaired:
-                    raise StorageError(f"{self.path}: record {broken.number + 1} cannot be read even after "
-                                       f"setting broken ones aside") from None
+                    raise StorageError(
+                        f"{self.path}: record {broken.number + 1} cannot be read even after setting broken ones aside"
+                    ) from None
                 with self._lock:
                     self._salvage()
                 # the repair changed nothing before the broken line
@@ -275,8 +277,12 @@ class JournalFile(BaseJournalBackend):
             f.truncate(start)
             f.flush()
             os.fsync(f.fileno())
-        log.warning("%s ended in a cut record (%d bytes, kept in %s); every complete record is kept",
-                    self.path, len(tail), Path(self.aside).name)
+        log.warning(
+            "%s ended in a cut record (%d bytes, kept in %s); every complete record is kept",
+            self.path,
+            len(tail),
+            Path(self.aside).name,
+        )
 
     def _salvage(self) -> None:
         """Rewrite the journal with every complete record; broken fragments go to the aside file."""
@@ -308,8 +314,13 @@ class JournalFile(BaseJournalBackend):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
-        log.warning("%s held %d broken record(s) (kept in %s); the %d complete records are kept",
-                    self.path, len(broken), Path(self.aside).name, len(kept))
+        log.warning(
+            "%s held %d broken record(s) (kept in %s); the %d complete records are kept",
+            self.path,
+            len(broken),
+            Path(self.aside).name,
+            len(kept),
+        )
 
     def _set_aside(self, chunks: list[bytes]) -> None:
         try:
@@ -349,8 +360,10 @@ _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 def write_failed(path, exc: OSError) -> str:
     what = exc.strerror or str(exc)
     if exc.errno in _FULL:
-        return (f"{path}: {what.lower()}: the run stopped with every finished trial kept; "
-                f"free some space and run the same command to resume")
+        return (
+            f"{path}: {what.lower()}: the run stopped with every finished trial kept; "
+            f"free some space and run the same command to resume"
+        )
     return f"{path}: cannot write ({what}); every finished trial is kept"
 
 
@@ -361,8 +374,14 @@ def is_disk_full(exc: BaseException) -> bool:
 # ---------------------------------------------------------------- riding out a database outage
 
 
-_TRANSIENT = {"OperationalError", "InterfaceError", "DisconnectionError", "ConnectionFailure",
-              "ConnectionTimeout", "ConnectionException"}
+_TRANSIENT = {
+    "OperationalError",
+    "InterfaceError",
+    "DisconnectionError",
+    "ConnectionFailure",
+    "ConnectionTimeout",
+    "ConnectionException",
+}
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -371,8 +390,14 @@ def is_transient(exc: BaseException) -> bool:
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         module = type(exc).__module__ or ""
-        if type(exc).__name__ in _TRANSIENT and module.split(".")[0] in ("sqlalchemy", "psycopg", "psycopg2",
-                                                                        "pymysql", "MySQLdb", "sqlite3"):
+        if type(exc).__name__ in _TRANSIENT and module.split(".")[0] in (
+            "sqlalchemy",
+            "psycopg",
+            "psycopg2",
+            "pymysql",
+            "MySQLdb",
+            "sqlite3",
+        ):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
@@ -409,12 +434,15 @@ class RetryingStorage(BaseStorage, _optuna.BaseHeartbeat):
                 now = time.monotonic()
                 if started is None:
                     started = now
-                    self.on_wait(f"storage {self._name} unreachable ({_reason(exc)}); "
-                                 f"waiting for it (up to {self.patience:g} s)")
+                    self.on_wait(
+                        f"storage {self._name} unreachable ({_reason(exc)}); waiting for it (up to {self.patience:g} s)"
+                    )
                 elif now - started > self.patience:
-                    raise StorageError(f"storage {self._name} unreachable for {self.patience:g} s "
-                                       f"({_reason(exc)}); every finished trial is kept — "
-                                       f"run the same command again once it is back") from None
+                    raise StorageError(
+                        f"storage {self._name} unreachable for {self.patience:g} s "
+                        f"({_reason(exc)}); every finished trial is kept — "
+                        f"run the same command again once it is back"
+                    ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
@@ -445,7 +473,13 @@ def _delegate(name: str):
     return method
 
 
-for _name in sorted({n for base in (BaseStorage, _optuna.BaseHeartbeat) for n in vars(base)
-                     if callable(getattr(base, n)) and (not n.startswith("_") or n == "_get_stale_trial_ids")}):
+for _name in sorted(
+    {
+        n
+        for base in (BaseStorage, _optuna.BaseHeartbeat)
+        for n in vars(base)
+        if callable(getattr(base, n)) and (not n.startswith("_") or n == "_get_stale_trial_ids")
+    }
+):
     setattr(RetryingStorage, _name, _delegate(_name))
 abc.update_abstractmethods(RetryingStorage)

@@ -42,7 +42,8 @@ from hpsearch.study.trials import (
     slot_of,
     uses_heartbeat,
 )
-from hpsearch.vocabulary import FAILURES, WORKER_ID as WORKER_ID_ATTR, WORKER_LOCK, model_file
+from hpsearch.vocabulary import FAILURES, WORKER_LOCK, model_file
+from hpsearch.vocabulary import WORKER_ID as WORKER_ID_ATTR
 
 HEARTBEAT_SECONDS = stores.HEARTBEAT_SECONDS
 #: exit status of a trial process that could not record its result (the storage failed)
@@ -134,14 +135,24 @@ def _train_and_tell(trial: optuna.Trial, config: dict, seed: int, prepared, opts
     study = trial.study
     if opts.storage_url is not None and not stores.is_journal(_optuna.storage(study)):
         # never share a database connection across a fork
-        study = optuna.load_study(study_name=study.study_name, storage=stores.reopen(opts.storage_url),
-                                  sampler=study.sampler, pruner=study.pruner)
+        study = optuna.load_study(
+            study_name=study.study_name,
+            storage=stores.reopen(opts.storage_url),
+            sampler=study.sampler,
+            pruner=study.pruner,
+        )
         # Optuna's cache maps trial ids only after a sync; study.ask does the same before it pops
         _optuna.storage(study).get_all_trials(_optuna.study_id(study), deepcopy=False, states=(TrialState.RUNNING,))
         trial = optuna.Trial(study, _optuna.trial_id(trial))
     try:
         state, value = objective.run_trial(
-            trial, config, prepared, epochs=opts.epochs, metric=opts.metric, seed=seed, prune=opts.prune,
+            trial,
+            config,
+            prepared,
+            epochs=opts.epochs,
+            metric=opts.metric,
+            seed=seed,
+            prune=opts.prune,
             patience=opts.patience,
             keep=None if opts.models_dir is None else keeper(trial.number, config, seed, prepared, opts),
         )
@@ -163,8 +174,14 @@ def keeper(number: int, config: dict, seed: int, prepared, opts: RunOptions):
     """What a completed trial does with its trained network: save it as a model file (a few ms)."""
 
     def keep(history) -> None:
-        info = {"study": opts.study_name, "trial": number, "metric": opts.metric,
-                "value": history.best_value, "best_epoch": history.best_epoch, "seed": seed}
+        info = {
+            "study": opts.study_name,
+            "trial": number,
+            "metric": opts.metric,
+            "value": history.best_value,
+            "best_epoch": history.best_epoch,
+            "seed": seed,
+        }
         model = objective.as_model(history.model, config, prepared, info)
         try:
             opts.models_dir.mkdir(parents=True, exist_ok=True)
@@ -220,7 +237,7 @@ def fork_map(fn, items: list, jobs: int, stop=lambda: False, name: str = "hpsear
                 p.join()
                 yield index, result
     finally:
-        for reader, (_, p) in live.items():
+        for _, p in live.values():
             p.kill()
         for reader, (_, p) in live.items():
             p.join()
@@ -320,9 +337,11 @@ class Supervisor:
             r.process.join()
             del self.running[tid]
         if storage_failed:
-            raise StorageError("a trial could not record its result: the storage cannot be written "
-                               "(no space left?); every finished trial is kept — free some space and run "
-                               "the same command to resume")
+            raise StorageError(
+                "a trial could not record its result: the storage cannot be written "
+                "(no space left?); every finished trial is kept — free some space and run "
+                "the same command to resume"
+            )
 
     def interrupt(self, reason: str = "interrupted: stopped by the user") -> list[int]:
         """Stop every running trial now; they are failed and queued again. Returns their numbers.

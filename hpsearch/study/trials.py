@@ -36,8 +36,10 @@ from hpsearch.vocabulary import (
     OPTUNA_RETRY_ROOT,
     RETRY_OF,
     SLOT,
-    WORKER_ID as WORKER_ID_ATTR,
     WORKER_LOCK,
+)
+from hpsearch.vocabulary import (
+    WORKER_ID as WORKER_ID_ATTR,
 )
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -101,7 +103,7 @@ class Ledger:
     target: int | None
 
     @classmethod
-    def read(cls, study: optuna.Study) -> "Ledger":
+    def read(cls, study: optuna.Study) -> Ledger:
         slots: dict[int, list[FrozenTrial]] = {}
         for t in study.get_trials(deepcopy=False):
             slots.setdefault(slot_of(t), []).append(t)
@@ -131,8 +133,11 @@ class Ledger:
         c["retried"] = sum(1 for ts in self.slots.values() for t in ts if is_interrupted(t))
         c["duplicates"] = sum(1 for ts in self.slots.values() for t in ts if is_duplicate(t))
         c["finished"] = c["COMPLETE"] + c["PRUNED"] + c["FAIL"]
-        c["beyond"] = sum(1 for s in self.slots if self.target is not None and s >= self.target
-                          and self.status(s) in ("COMPLETE", "PRUNED", "FAIL"))
+        c["beyond"] = sum(
+            1
+            for s in self.slots
+            if self.target is not None and s >= self.target and self.status(s) in ("COMPLETE", "PRUNED", "FAIL")
+        )
         return c
 
 
@@ -176,8 +181,9 @@ def _enqueue(study: optuna.Study, slot: int, previous: FrozenTrial | None) -> No
         attrs[RETRY_OF] = previous.number
         attrs[OPTUNA_RETRY_ROOT] = slot
         params, dists = dict(previous.params), dict(previous.distributions)
-    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, params=params, distributions=dists,
-                                              system_attrs=attrs))
+    study.add_trial(
+        optuna.trial.create_trial(state=TrialState.WAITING, params=params, distributions=dists, system_attrs=attrs)
+    )
 
 
 def claim(study: optuna.Study) -> int | None:
@@ -344,7 +350,8 @@ def fail_stale_trials(study: optuna.Study, workers_dir: Path | None = None, mine
         return effective_trials(study)["retried"] - before
     n = 0
     for t in storage.get_all_trials(_optuna.study_id(study), deepcopy=False, states=(TrialState.RUNNING,)):
-        if _worker_is_gone(t, workers_dir, mine) and mark_failed(study, _optuna.trial_id(t),
-                                              "interrupted: its worker process is gone", retry=True):
+        if _worker_is_gone(t, workers_dir, mine) and mark_failed(
+            study, _optuna.trial_id(t), "interrupted: its worker process is gone", retry=True
+        ):
             n += 1
     return n

@@ -1,6 +1,6 @@
 """The README's table of boundary checks: ``regions A --check B --format json`` for each pair.
 
-    python scripts/outcomes/check_table.py A1:B1 A2:B2 ...
+python scripts/outcomes/check_table.py A1:B1 A2:B2 ...
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from hpsearch import cli
 
 
 def main(pairs: list[str]) -> None:
-    print("| fitted on | checked on | edge (one parameter) | tree: correct | accuracy | per outcome (correct of trials) "
-          "| the edge alone |")
+    print(
+        "| fitted on | checked on | edge (one parameter) | tree: correct | accuracy | per outcome (correct of trials) "
+        "| the edge alone |"
+    )
     print("| --- | --- | --- | ---: | ---: | --- | ---: |")
     for pair in pairs:
         a, b = pair.split(":")
@@ -27,8 +29,10 @@ def main(pairs: list[str]) -> None:
         edge = f"{d['edge']['text']}" if d["edge"] else "none"
         kinds = ", ".join(f"{k} {v['correct']}/{v['trials']}" for k, v in c["kinds"].items())
         alone = f"{100 * c['edge']['accuracy']:.0f} %" if c["edge"] else "—"
-        print(f"| {d['study']} | {c['study']} | {edge} | {c['correct']} of {c['trials']} | "
-              f"{100 * c['accuracy']:.0f} % | {kinds} | {alone} |")
+        print(
+            f"| {d['study']} | {c['study']} | {edge} | {c['correct']} of {c['trials']} | "
+            f"{100 * c['accuracy']:.0f} % | {kinds} | {alone} |"
+        )
 
 
 if __name__ == "__main__":

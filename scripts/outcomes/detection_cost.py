@@ -12,9 +12,8 @@ configurations that die, the seconds to the stop against the full run.
 from __future__ import annotations
 
 import argparse
-import time
-
 import statistics
+import time
 
 from hpsearch import data as datasets
 from hpsearch.errors import Dead
@@ -30,6 +29,7 @@ def _timed(fn):
             return fn(*a, **k)
         finally:
             SPENT[0] += time.perf_counter() - t
+
     return wrapper
 
 
@@ -58,8 +58,7 @@ def main() -> None:
     xtr, ytr, xv, yv = datasets.split(ds.x_train, ds.y_train, 0.2, 0)
     norm = datasets.fit_normalizer("min_max", "global", xtr)
     xtr, xv = norm(xtr), norm(xv)
-    print(f"{args.dataset}: {len(xtr)} train / {len(xv)} validation rows, {args.epochs} epochs, "
-          f"best of {args.repeats}")
+    print(f"{args.dataset}: {len(xtr)} train / {len(xv)} validation rows, {args.epochs} epochs, best of {args.repeats}")
     print("runs that learn            check off   check on    the check's share of the run (median)")
     for cfg in LEARN:
         cfg = {**cfg, "activation": "relu", "epochs": args.epochs, "seed": 1}
@@ -75,8 +74,10 @@ def main() -> None:
                 if on:
                     shares.append(SPENT[0] / took)
         name = f"{cfg['optimizer']} lr {cfg['lr']} b{cfg['batch_size']}"
-        print(f"  {name:<24} {best[False]:8.3f} s  {best[True]:8.3f} s  {100 * statistics.median(shares):5.2f} %"
-              f"   (val_acc {h.epochs[-1]['val_accuracy']:.3f}, {h.outcome})")
+        print(
+            f"  {name:<24} {best[False]:8.3f} s  {best[True]:8.3f} s  {100 * statistics.median(shares):5.2f} %"
+            f"   (val_acc {h.epochs[-1]['val_accuracy']:.3f}, {h.outcome})"
+        )
     print("runs that die              to the end  stopped     saved")
     for cfg in DIE:
         cfg = {**cfg, "activation": "relu", "epochs": args.epochs, "seed": 1}
@@ -91,8 +92,10 @@ def main() -> None:
             what = f"dead: hidden layer {dead.layer}, epoch {dead.epoch}"
         t_stop = time.perf_counter() - t
         name = f"{cfg['optimizer']} lr {cfg['lr']} b{cfg['batch_size']}"
-        print(f"  {name:<24} {t_full:8.3f} s  {t_stop:8.3f} s  {100 * (1 - t_stop / t_full):4.0f} %   ({what}; "
-              f"run to the end: {full.outcome}, val_acc {full.epochs[-1]['val_accuracy']:.3f})")
+        print(
+            f"  {name:<24} {t_full:8.3f} s  {t_stop:8.3f} s  {100 * (1 - t_stop / t_full):4.0f} %   ({what}; "
+            f"run to the end: {full.outcome}, val_acc {full.epochs[-1]['val_accuracy']:.3f})"
+        )
 
 
 if __name__ == "__main__":
