@@ -28,6 +28,15 @@ from hpsearch.errors import (  # noqa: E402
 )
 from hpsearch.model import Model  # noqa: E402
 
+
+def read_trials(results_dir):
+    """A study's trials.csv as a DataFrame with each column's real type: counts and widths ``Int64``
+    (17, not 17.0; missing is ``<NA>``), text ``string``, measurements ``float``. See README, "Results"."""
+    from hpsearch.results.reader import read_trials as read
+
+    return read(results_dir)
+
+
 __all__ = [
     "DataError",
     "HPSearchError",
@@ -42,5 +51,6 @@ __all__ = [
     "__version__",
     "load_model",
     "open",
+    "read_trials",
     "run",
 ]

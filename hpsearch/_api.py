@@ -223,8 +223,11 @@ class Study:
 
     @property
     def trials(self) -> pd.DataFrame:
-        """One row per trial, the columns of trials.csv (numbers as numbers, missing as NaN)."""
-        return self.results.trials.copy()
+        """One row per trial, the columns of trials.csv with their real types (``Int64`` counts and widths,
+        ``string`` text, ``float`` measurements; see :func:`hpsearch.read_trials`)."""
+        from hpsearch.results import typed
+
+        return typed(self.results.trials, self.results.scales)
 
     @property
     def curves(self) -> pd.DataFrame:
