@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -128,8 +128,10 @@ class Model:
         path = Path(path)
         if path.suffix != ".npz":
             raise HPSearchError(f"{path}: a model file ends in .npz")
-        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
+        # a temporary file named after this process, created with the umask's mode like any other file
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **self.arrays())
             os.replace(tmp, path)

@@ -402,8 +402,10 @@ def test_result_files_honour_the_umask(tmp_path, umask, mode):
     out = tmp_path / "out"
     code, _, err = finish(hpsearch("run", space, "--out", out, "-q", preexec_fn=lambda: os.umask(umask)))
     assert code == 0, err
-    for name in ("trials.csv", "summary.md", "meta.json", "space.toml"):
-        assert (out / "f" / name).stat().st_mode & 0o777 == mode, name
+    models = sorted((out / "f" / "models").glob("*.npz"))
+    assert models, "no model was saved"
+    for path in [out / "f" / name for name in ("trials.csv", "summary.md", "meta.json", "space.toml")] + models:
+        assert path.stat().st_mode & 0o777 == mode, path.name
 
 
 def test_a_huge_choice_is_checked_in_linear_time_and_a_huge_value_is_cut_in_messages(tmp_path):
