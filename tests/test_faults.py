@@ -398,7 +398,7 @@ def test_an_unreachable_storage_names_it_without_its_password_and_leaves_no_dire
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
 def test_result_files_honour_the_umask(tmp_path, umask, mode):
-    space = write_space(tmp_path, trials=1, epochs=1)
+    space = write_space(tmp_path, trials=2, epochs=4)  # trials that learn: the best keeps its model
     out = tmp_path / "out"
     code, _, err = finish(hpsearch("run", space, "--out", out, "-q", preexec_fn=lambda: os.umask(umask)))
     assert code == 0, err
