@@ -28,6 +28,7 @@ from hpsearch.results.tables import (
     failed_mask,
     ranked,
 )
+from hpsearch.vocabulary import METRICS
 
 #: a positive numeric column spanning more than this ratio is read on a log scale (when meta.json is missing)
 LOG_SPAN = 100.0
@@ -51,7 +52,7 @@ class Results:
 
     @property
     def maximize(self) -> bool:
-        return self.metric != "val_loss"
+        return METRICS.get(self.metric, "maximize") == "maximize"
 
     @property
     def metric_label(self) -> str:

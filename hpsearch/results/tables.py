@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from hpsearch.results.columns import INT_COLUMNS, SHORT
-from hpsearch.vocabulary import DIVERGED_REASONS, FAILURES, OK, OUTCOMES
+from hpsearch.vocabulary import DIVERGED_REASONS, FAILURES, METRICS, OK, OUTCOMES
 
 
 def diverged_mask(df: pd.DataFrame) -> pd.Series:
@@ -93,7 +93,7 @@ def display_columns(df: pd.DataFrame, params: list[str] | None) -> list[str]:
 
 def ranked(df: pd.DataFrame, metric: str, *, worst: bool = False) -> pd.DataFrame:
     done = df[df["state"] == "COMPLETE"].copy()
-    ascending = (metric == "val_loss") != worst  # best first, unless worst is asked
+    ascending = (METRICS.get(metric, "maximize") == "minimize") != worst  # best first, unless worst is asked
     done["_n"] = done["number"]
     return done.sort_values(["value", "_n"], ascending=[ascending, True]).drop(columns="_n")
 
