@@ -337,7 +337,7 @@ def step_breakdown(batch: int, repeats: int) -> dict:
     number = max(20, 20_000 // batch)
 
     def us(fn):
-        return min(timeit.repeat(fn, number=number, repeat=max(repeats, 3))) / number * 1e6
+        return min(timeit.repeat(fn, number=number, repeat=max(repeats, 3), timer=clock)) / number * 1e6
 
     if fused:
         layer1_grad, rest_p, rest_g = ws.fused[1:4]
