@@ -26,7 +26,8 @@ class UpdateKernel:
     and ``g`` (w, m), all C-contiguous); ``any_rows`` says whether it beats the plain path
     at every batch size, or only for small ones. Around a call: :meth:`clear_flags`,
     then :meth:`failure`. ``product`` (or ``None``): ``product(x, W, out)`` returns
-    ``block(lo, hi, rows, accumulate)`` doing ``out[:rows] (+)= x[:rows, lo:hi] @ W[lo:hi]``.
+    ``block(lo, hi, rows, accumulate)`` doing ``out[:, :rows] (+)= W[lo:hi]^T @ x[:rows, lo:hi]^T``
+    (``out`` (w, m) feature-major, C-contiguous).
     """
 
     __slots__ = ("bind", "any_rows", "source", "product", "_test", "_clear", "_overflow", "_invalid")
@@ -144,12 +145,12 @@ def _probe_product(product, key) -> bool:
     """Whether ``product`` (see :class:`UpdateKernel`) computes right, accumulating or not."""
     rng = np.random.default_rng(1)
     x, W = rng.random((4, 5)).astype(key), rng.random((5, 3)).astype(key)
-    out = np.full((4, 3), np.nan, key)
+    out = np.full((3, 4), np.nan, key)
     block = product(x, W, out)
     block(2, 5, 4, False)
     block(0, 2, 3, True)
-    want = x[:, 2:] @ W[2:]
-    want[:3] += x[:3, :2] @ W[:2]
+    want = (x[:, 2:] @ W[2:]).T
+    want[:, :3] += (x[:3, :2] @ W[:2]).T
     return bool(np.allclose(out, want, rtol=1e-5))
 
 
@@ -193,11 +194,12 @@ def _numpy_cblas(key):
 
     def product(x, W, out):
         n, w = W.shape
+        m = out.shape[1]
         size, x0, W0, out0 = x.itemsize, x.ctypes.data, W.ctypes.data, out.ctypes.data
 
-        def block(lo, hi, rows, accumulate):
-            f(row_major, plain, plain, rows, w, hi - lo, 1.0, x0 + lo * size, n,
-              W0 + lo * w * size, w, 1.0 if accumulate else 0.0, out0, w)
+        def block(lo, hi, rows, accumulate):  # out[:, :rows] (+)= W[lo:hi]^T x[:rows, lo:hi]^T
+            f(row_major, trans, trans, w, rows, hi - lo, 1.0, W0 + lo * w * size, w,
+              x0 + lo * size, n, 1.0 if accumulate else 0.0, out0, m)
 
         block.arrays = (x, W, out)  # the pointers above stay valid while block lives
         return block

@@ -128,7 +128,6 @@ class Workspace:
             return np.empty(shape, dt)
 
         self.ones = np.ones(m, dt)
-        self.u1T = e(m, hidden[0])  # x @ W_1 sample-major, block by block (see set_blocks)
         # the rows of W_1 that meet the inputs held in x (see ConstantInputs), and the rest
         n_in = sizes[0] if constant is None else constant.active
         self.W1, self.W1c = model.W[0][:n_in], model.W[0][n_in:]
@@ -265,7 +264,7 @@ class Workspace:
         # layer i >= 1, top down: (u, f(u), cache, g, weight-gradient product, g^T, dWb_i, back product, g below)
         backward = tuple((h.u, h.a, h.cache, h.g, h.grad_dot, h.gT, model.dWb[i], h.back_dot, layers[i - 1].g,
                           f"backward layer {i + 1}") for i, h in reversed(list(enumerate(layers))) if i)
-        return (optimizer, optimizer.update, self.xT, self.W1T, self.u1T, self.u1T.T, self.b1, h0.u, h0.a,
+        return (optimizer, optimizer.update, self.xT, self.W1T, self.b1, h0.u, h0.a,
                 h0.cache, h0.g, self.act_forward, self.act_backward, forward, backward, self.out_dot,
                 layers[-1].aug, self.loss.fm_delta_fast, self.t, self.loss_ws, self.delta, self.deltaT,
                 self.out_grad_dot, model.dWb[n], self.out_back_dot, layers[-1].g, h0.bias_grad_dot,
@@ -285,18 +284,23 @@ class Workspace:
         self.reach = None
         kernel = _blas.update_kernel(self.dtype)
         if kernel is not None and kernel.product is not None:
-            self.block_product = kernel.product(self.x, self.W1, self.u1T)
+            self.block_product = kernel.product(self.x, self.W1, self.layers[0].u)
         else:
             self.block_product = self._numpy_block_product
-            self.u1_tmp = np.empty_like(self.u1T)
+            self.u1_tmp = np.empty(self.layers[0].u.size, self.dtype)
 
     def _numpy_block_product(self, lo, hi, rows, accumulate):
-        x, W1 = self.x, self.W1
-        if not accumulate:
-            np.dot(x[:rows, lo:hi], W1[lo:hi], out=self.u1T[:rows])
+        # the first layer's u[:, :rows] (+)= W_1[lo:hi]^T x[:rows, lo:hi]^T
+        u = self.layers[0].u
+        if rows == self.rows and not accumulate:
+            np.dot(self.W1T[:, lo:hi], self.xT[lo:hi], out=u)
+            return
+        tmp = self.u1_tmp[:u.shape[0] * rows].reshape(u.shape[0], rows)
+        np.dot(self.W1T[:, lo:hi], self.xT[lo:hi, :rows], out=tmp)
+        if accumulate:
+            _add(u[:, :rows], tmp, out=u[:, :rows])
         else:
-            np.dot(x[:rows, lo:hi], W1[lo:hi], out=self.u1_tmp[:rows])
-            _add(self.u1T[:rows], self.u1_tmp[:rows], out=self.u1T[:rows])
+            np.copyto(u[:, :rows], tmp)
 
     def block_reach(self, first_sorted: np.ndarray) -> np.ndarray:
         """Per block, how many of the rows (whose first nonzero inputs, ascending, are
@@ -352,10 +356,7 @@ class Workspace:
             if self.shift is not None:  # the shifts' share of the bias
                 np.dot(self.shift, self.W1s, out=self.b1_eff[:, 0])
                 b1 = _add(self.b1_eff, b1, out=self.b1_eff)
-            if reach is not None:
-                _add(self.u1T.T, b1, out=h.u)  # the bias, and back to feature-major
-            else:
-                _add(h.u, b1, out=h.u)
+            _add(h.u, b1, out=h.u)
             prev = xT
             for i, h in enumerate(layers):
                 if i:
@@ -585,7 +586,7 @@ class Workspace:
     def _fast_step(self, fast, out) -> None:
         """:meth:`train_step` (no tracing) where :meth:`_fast_plan` applies: the same calls on
         the same buffers in the same order, so the same numbers, with less Python around them."""
-        (_, update, xT, W1T, u1T, u1, b1, u, a, cache, g, act, act_back, forward, backward, out_dot,
+        (_, update, xT, W1T, b1, u, a, cache, g, act, act_back, forward, backward, out_dot,
          top_aug, loss_delta, t, loss_ws, delta, deltaT, out_grad_dot, dWb_out, out_back_dot, top_g,
          bias_grad_dot, db1, kernel, update_w1, rest_p, rest_g, out_stage, top_stage) = fast
         reach = self.reach
@@ -593,7 +594,6 @@ class Workspace:
         try:
             if reach is None:
                 _dot(W1T, xT, u)
-                _add(u, b1, u)
             else:  # block by block, each over the rows it meets (see set_blocks)
                 cuts, block = self.cuts, self.block_product
                 j = len(reach) - 1
@@ -602,7 +602,7 @@ class Workspace:
                     if not reach[j]:
                         break
                     block(cuts[j], cuts[j + 1], reach[j], True)
-                _add(u1, b1, u)
+            _add(u, b1, u)
             act(u, a, cache)
             for dot, prev, ui, ai, ci, where in forward:
                 dot(prev, out=ui)
