@@ -281,6 +281,124 @@ class Boundary:
         return self.tree.predict(design_like(df, self.feats)).astype(bool)
 
 
+@dataclass
+class CategoryEdges:
+    """One numeric parameter's edge for each value of one categorical parameter (``lr`` per ``optimizer``).
+
+    What the theory expects: a stability limit that moves with the optimizer or the
+    normalizer. A depth-2 tree cannot give three optimizers three thresholds; this can.
+    """
+
+    cat: str
+    feat: Feature  # the numeric parameter (log10 where log-scaled)
+    cuts: dict  # category → (threshold in feature units or None, verdict at or below it, verdict above it)
+    default: bool  # the verdict for a category this study never saw: the majority
+    kinds: tuple
+    about: str = ""
+
+    @classmethod
+    def fit(cls, res: Results, fin: pd.DataFrame, cat: str, param: str, kinds=FAILURES) -> CategoryEdges | None:
+        X, feats = design(res, fin, [param])
+        if not feats or cat not in fin:
+            return None
+        x, y = X[:, 0], event(fin, kinds)
+        labels = fin[cat].map(lambda v: NOT_SAMPLED if pd.isna(v) else str(v)).to_numpy(dtype=object)
+        cuts = {}
+        for k in dict.fromkeys(labels):
+            m = labels == k
+            xk, yk = x[m], y[m]
+            majority = bool(yk.mean() >= 0.5)
+            t = stump(xk, yk, feats[0], 2) if 0 < yk.sum() < len(yk) else None
+            if t is None:
+                cuts[k] = (None, majority, majority)
+                continue
+            below = xk <= t
+            cuts[k] = (t, bool(yk[below].mean() >= 0.5), bool(yk[~below].mean() >= 0.5))
+        return cls(cat, feats[0], cuts, bool(y.mean() >= 0.5), tuple(kinds))
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        """True where a trial fails by its category's edge."""
+        x = design_like(df, [self.feat])[:, 0]
+        s = df[self.cat] if self.cat in df else pd.Series(np.nan, index=df.index)
+        labels = s.map(lambda v: NOT_SAMPLED if pd.isna(v) else str(v)).to_numpy(dtype=object)
+        out = np.full(len(df), self.default)
+        for k, (t, low, high) in self.cuts.items():
+            m = labels == k
+            if t is None:
+                out[m] = low
+            else:
+                with np.errstate(invalid="ignore"):
+                    out[m] = np.where(x[m] <= t, low, high)
+        return out
+
+    def rules(self, fin: pd.DataFrame) -> list[Rule]:
+        """Per category, each side of its edge with the trials behind it."""
+        y = event(fin, self.kinds)
+        x = design_like(fin, [self.feat])[:, 0]
+        labels = fin[self.cat].map(lambda v: NOT_SAMPLED if pd.isna(v) else str(v)).to_numpy(dtype=object)
+        out = []
+        for k, (t, low, high) in self.cuts.items():
+            m = labels == k
+            if t is None or low == high:
+                out.append(Rule(f"{self.cat} = {k}", int(m.sum()), int(y[m].sum())))
+                continue
+            left, right = _cut(self.feat, t, x[m])
+            for words, side in ((left, x <= t), (right, x > t)):
+                mm = m & side
+                out.append(Rule(f"{self.cat} = {k} and {words}", int(mm.sum()), int(y[mm].sum())))
+        out.sort(key=lambda r: (-r.failed / max(r.trials, 1), -r.trials))
+        return out
+
+
+def cv_accuracy(fit, fin: pd.DataFrame, y: np.ndarray, folds: int = 5, repeats: int = 4) -> float:
+    """Mean held-out accuracy of ``fit(train_frame).predict(test_frame)`` over repeated stratified folds."""
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    folds = min(folds, int(y.sum()), int(len(y) - y.sum()))
+    if folds < 2:
+        return float("nan")
+    scores = []
+    splits = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=0)
+    for train, test in splits.split(np.zeros(len(y)), y):
+        model = fit(fin.iloc[train])
+        if model is None:
+            return float("nan")
+        scores.append(float((model.predict(fin.iloc[test]) == y[test].astype(bool)).mean()))
+    return float(np.mean(scores))
+
+
+def best_boundary(res: Results, df: pd.DataFrame, params: list[str], kinds=FAILURES):
+    """The boundary that predicts another study best: the decision tree, or a numeric parameter's edge
+    per category (``lr`` per ``optimizer``) when that wins by cross-validation on this study.
+
+    The tree is kept unless the per-category edges classify held-out trials at least one
+    point better: a model is chosen for predicting fresh trials, not for fitting these.
+    """
+    tree = fit_boundary(res, df, params, kinds)
+    fin = finished(df)
+    y = event(fin, kinds)
+    numeric = [p for p in params if res.is_numeric(p) and p in fin]
+    cats = [p for p in params if not res.is_numeric(p) and p in fin and 2 <= fin[p].nunique(dropna=False) <= 8]
+    if tree is None or tree.tree is None or not numeric or not cats or len(fin) < MIN_TRIALS:
+        return tree
+    edge = primary_edge(res, df, numeric, kinds)
+    param = edge.param if edge is not None else numeric[0]
+    tree_cv = cv_accuracy(lambda f: fit_boundary(res, f, params, kinds), fin, y)
+    best, best_cv = tree, tree_cv
+    for cat in cats:
+        cv = cv_accuracy(lambda f, c=cat: CategoryEdges.fit(res, f, c, param, kinds), fin, y)
+        if not np.isnan(cv) and (np.isnan(best_cv) or cv >= best_cv + 0.01):
+            model = CategoryEdges.fit(res, fin, cat, param, kinds)
+            if model is not None:
+                best, best_cv = model, cv
+    if best is not tree:
+        best.about = (
+            f"{param} edge per {best.cat}, chosen over the decision tree by cross-validation on this "
+            f"study ({best_cv:.0%} of held-out trials against {tree_cv:.0%})"
+        )
+    return best
+
+
 def fit_boundary(res: Results, df: pd.DataFrame, params: list[str], kinds=FAILURES) -> Boundary | None:
     """The tree ``regions`` shows, fitted on the finished trials of ``df`` (None: no parameter)."""
     from sklearn.tree import DecisionTreeClassifier
@@ -304,7 +422,9 @@ def fit_boundary(res: Results, df: pd.DataFrame, params: list[str], kinds=FAILUR
 def tree_rules(res: Results, df: pd.DataFrame, params: list[str], kinds=FAILURES) -> tuple[list[Rule], str]:
     """A shallow decision tree's leaves as rules, sibling leaves that agree merged; and its description."""
     fin = finished(df)
-    b = fit_boundary(res, df, params, kinds)
+    b = best_boundary(res, df, params, kinds)
+    if isinstance(b, CategoryEdges):
+        return b.rules(fin), b.about
     if b is None or b.tree is None:
         return [], b.about if b is not None else "decision tree on no parameter"
     feats, about, tree = b.feats, b.about, b.tree

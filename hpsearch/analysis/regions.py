@@ -31,9 +31,11 @@ from hpsearch.analysis._boundary import (
     MIN_CLASS,
     MIN_TRIALS,
     Boundary,
+    CategoryEdges,
     Edge,
     Feature,
     Rule,
+    best_boundary,
     design,
     divergence_edge,
     event,
@@ -52,6 +54,8 @@ __all__ = [
     "Binning",
     "BinRow",
     "Boundary",
+    "CategoryEdges",
+    "best_boundary",
     "Edge",
     "Feature",
     "NOT_SAMPLED",
@@ -554,8 +558,9 @@ def check(res: Results, df: pd.DataFrame, params: list[str], other: Results, odf
     """The boundary (tree) and the one-parameter edge fitted on ``df``, applied to ``odf``'s finished trials."""
     fin = finished(odf)
     truth = event(fin).astype(bool)
-    tree = fit_boundary(res, df, params)
-    guess = tree.predict(fin) if tree is not None and tree.tree is not None else np.zeros(len(fin), bool)
+    model = best_boundary(res, df, params)
+    usable = model is not None and (not isinstance(model, Boundary) or model.tree is not None)
+    guess = model.predict(fin) if usable else np.zeros(len(fin), bool)
     right = guess == truth
     outcome = fin["outcome"].fillna("unknown").to_numpy(dtype=object)
     per = {}
