@@ -610,9 +610,10 @@ def analysis(res: Results, df: pd.DataFrame, params: list[str], n_bins: int) -> 
     numeric = _numeric(res, params)
     edge = primary_edge(res, df, numeric)
     n, d = len(fin), int(event(fin).sum())
-    rules = []
+    rules, about = [], None
     if MIN_CLASS <= d <= n - MIN_CLASS:
-        rules = [{"rule": r.words, "trials": r.trials, "failed": r.failed} for r in tree_rules(res, df, params)[0]]
+        found, about = tree_rules(res, df, params)
+        rules = [{"rule": r.words, "trials": r.trials, "failed": r.failed} for r in found]
     tables = {}
     for p in params:
         tables[p] = [r.as_dict() for r in bin_rows(res, df, make_binning(p, [res], n_bins))]
@@ -628,6 +629,7 @@ def analysis(res: Results, df: pd.DataFrame, params: list[str], n_bins: int) -> 
         "kinds": kind_counts(fin),
         "chance": float(chance.median()) if len(chance) else None,
         "tables": tables,
+        "boundary": about,  # which model: the decision tree, or an edge per category
         "rules": rules,
         "edge": None
         if edge is None

@@ -15,10 +15,10 @@ from hpsearch import cli
 
 def main(pairs: list[str]) -> None:
     print(
-        "| fitted on | checked on | edge (one parameter) | tree: correct | accuracy | per outcome (correct of trials) "
+        "| fitted on | checked on | edge (one parameter) | boundary | boundary: correct | accuracy | per outcome (correct of trials) "
         "| the edge alone |"
     )
-    print("| --- | --- | --- | ---: | ---: | --- | ---: |")
+    print("| --- | --- | --- | --- | ---: | ---: | --- | ---: |")
     for pair in pairs:
         a, b = pair.split(":")
         buf = io.StringIO()
@@ -29,8 +29,9 @@ def main(pairs: list[str]) -> None:
         edge = f"{d['edge']['text']}" if d["edge"] else "none"
         kinds = ", ".join(f"{k} {v['correct']}/{v['trials']}" for k, v in c["kinds"].items())
         alone = f"{100 * c['edge']['accuracy']:.0f} %" if c["edge"] else "—"
+        model = "tree" if d.get("boundary", "decision tree").startswith("decision tree") else "edge per category"
         print(
-            f"| {d['study']} | {c['study']} | {edge} | {c['correct']} of {c['trials']} | "
+            f"| {d['study']} | {c['study']} | {edge} | {model} | {c['correct']} of {c['trials']} | "
             f"{100 * c['accuracy']:.0f} % | {kinds} | {alone} |"
         )
 
