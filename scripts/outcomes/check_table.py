@@ -15,8 +15,8 @@ from hpsearch import cli
 
 def main(pairs: list[str]) -> None:
     print(
-        "| fitted on | checked on | edge (one parameter) | boundary | boundary: correct | accuracy | per outcome (correct of trials) "
-        "| the edge alone |"
+        "| fitted on | checked on | edge (one parameter) | boundary | boundary: correct | accuracy "
+        "| per outcome (correct of trials) | the edge alone |"
     )
     print("| --- | --- | --- | --- | ---: | ---: | --- | ---: |")
     for pair in pairs:
