@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hpsearch.errors import HPSearchError, Interrupted, ResultsError, StorageError
+from hpsearch.errors import HPSearchError, Interrupted, ResultsError
 from hpsearch.model import Model
 from hpsearch.vocabulary import MODELS_DIR, RESULT_FILES, model_file
 
@@ -40,6 +40,7 @@ def run(
     test_top: int | None = None,
     trial_timeout: float | None = None,
     quiet: bool = False,
+    patience: int | None = None,
 ) -> Study:
     """Run (or resume) a study of ``space`` (a TOML file's path, or a :class:`hpsearch.space.Space`).
 
@@ -68,6 +69,7 @@ def run(
         "sampler": sampler,
         "pruner": pruner,
         "test_top": test_top,
+        "patience": patience,
     }
     n_trials = space.study.trials if trials is None else trials
     rep = NotebookReporter(quiet) if in_notebook() else Reporter(quiet=quiet)
@@ -75,23 +77,8 @@ def run(
     with runner.Signals() if main_thread else _NoSignals() as signals:
         ctx = runner.setup_run(space, overrides, out=Path(out), storage_url=storage, n_trials=n_trials)
         with signals.deferred():
-            for line in runner.header(ctx, jobs):
-                rep.say(line)
-            finished, failure = False, None
-            try:
-                finished = runner.work(ctx, jobs, trial_timeout, rep, signals, total=n_trials)
-                if finished:
-                    for note in runner.score_top(ctx, ctx.settings.test_top, jobs, signals):
-                        rep.say(f"note: {note}")
-            except StorageError as exc:
-                failure = exc
-            try:
-                ctx.export()  # every way out writes the files
-            except (StorageError, OSError) as exc:  # a full disk: the storage still holds every result
-                failure = failure or exc
-            if failure is not None:
-                raise failure if isinstance(failure, HPSearchError) else HPSearchError(str(failure))
-            if not finished or signals.received:
+            finished, _ = runner.run_study(ctx, jobs, trial_timeout, rep, signals, n_trials)
+            if not finished:
                 rep.say(f"Interrupted: finished trials are kept in {ctx.results_dir}/; run again to resume.")
                 raise Interrupted(signals.received[0] if signals.received else 2)
     rep.say(f"Results: {ctx.results_dir}/ ({', '.join(RESULT_FILES)}, {MODELS_DIR}/)")

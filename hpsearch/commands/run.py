@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from hpsearch._args import add_workers, whole
-from hpsearch.errors import HPSearchError, StorageError
 from hpsearch.vocabulary import PRUNERS, RESULT_FILES, SAMPLERS
 
 HELP = "run a search: N trials of a space file, in parallel"
@@ -99,40 +98,16 @@ def main(args) -> int:
 
 
 def _run_study(args, ctx, jobs: int, n_trials: int, rep, signals) -> int:
-    """Run the trials, score the best, and write the files on every way out."""
+    """Run the trials, score the best, write the files (on every way out), and print the tables."""
     from hpsearch.results import summary_text
     from hpsearch.study import session as runner
 
-    for line in runner.header(ctx, jobs):
-        rep.say(line)
-    for warning in ctx.space.warnings():
-        rep.say(f"warning: {warning}")
-    done_before = runner.st.effective_trials(ctx.study)["finished"]
-    if done_before:
-        rep.say(f"resuming: {done_before} of {n_trials} trials already finished")
-    rep.say()
-    failure = None
-    finished = False
-    try:
-        finished = runner.work(ctx, jobs, args.trial_timeout, rep, signals, total=n_trials)
-        if finished:
-            for note in runner.score_top(ctx, ctx.settings.test_top, jobs, signals):
-                rep.say(f"note: {note}")
-    except StorageError as exc:
-        failure = exc
-    try:
-        df = ctx.export()
-    except (StorageError, OSError) as exc:  # the disk is full: the storage still holds every result
-        failure = failure or exc
-        df = None
-    if failure is not None:
-        raise failure if isinstance(failure, HPSearchError) else HPSearchError(_os_error_line(failure))
+    finished, df = runner.run_study(ctx, jobs, args.trial_timeout, rep, signals, n_trials)
     if not args.quiet:
         print()
     print(summary_text(df, metric=ctx.settings.metric, params=ctx.space.param_names()), end="")
-    files = ", ".join(RESULT_FILES)
-    print(f"\nResults: {ctx.results_dir}/ ({files})")
-    if not finished or signals.received:
+    print(f"\nResults: {ctx.results_dir}/ ({', '.join(RESULT_FILES)})")
+    if not finished:
         print(
             "Interrupted. Finished trials are kept; run this command to resume:\n  " + resume_command(args, n_trials),
             file=sys.stderr,

@@ -425,6 +425,43 @@ def work(
     return True
 
 
+def run_study(
+    ctx: Context, jobs: int, trial_timeout: float | None, reporter: Reporter, signals: Signals, total: int
+) -> tuple[bool, results.pd.DataFrame]:
+    """What ``run`` does after set-up, for the command line and the library alike: the header, the
+    trials, the test scores of the best, and the result files, written on every way out.
+
+    Returns (finished without a signal, the trials frame). A storage that failed (a full
+    disk, a database gone for too long) raises one :class:`StorageError` after the files
+    were written as far as they could be; the storage keeps every finished trial.
+    """
+    for line in header(ctx, jobs):
+        reporter.say(line)
+    for warning in ctx.space.warnings():
+        reporter.say(f"warning: {warning}")
+    done_before = st.effective_trials(ctx.study)["finished"]
+    if done_before:
+        reporter.say(f"resuming: {done_before} of {total} trials already finished")
+    reporter.say()
+    failure = None
+    finished = False
+    try:
+        finished = work(ctx, jobs, trial_timeout, reporter, signals, total=total)
+        if finished:
+            for note in score_top(ctx, ctx.settings.test_top, jobs, signals):
+                reporter.say(f"note: {note}")
+    except StorageError as exc:
+        failure = exc
+    try:
+        df = ctx.export()
+    except StorageError as exc:  # the disk is full: the storage still holds every result
+        failure = failure or exc
+        df = None
+    if failure is not None:
+        raise failure
+    return finished and not signals.received, df
+
+
 def _total(study: optuna.Study) -> int:
     c = st.effective_trials(study)
     target = study.user_attrs.get(ATTR_TARGET)
