@@ -52,3 +52,10 @@ def add_workers(p) -> None:
         metavar="SECONDS",
         help="stop a trial after this many seconds and record it as failed (default: no limit)",
     )
+
+
+def add_results_dir(p) -> None:
+    """The ``RESULTS_DIR`` every command that reads a study takes."""
+    from pathlib import Path
+
+    p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hpsearch._args import add_results_dir
 from hpsearch.analysis._binning import num
 from hpsearch.analysis._boundary import EDGE_RATE, MIN_CLASS, event, failure_edge, finished
 from hpsearch.errors import HPSearchError, ResultsError, SpaceError
@@ -37,7 +38,7 @@ MARK = "# written by hpsearch narrow"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")
+    add_results_dir(p)
     p.add_argument(
         "-o",
         "--output",

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hpsearch._args import whole
+from hpsearch._args import add_results_dir, whole
 from hpsearch.errors import ResultsError
 from hpsearch.results import FAILURES, Results, atomic_write, derive_outcome, failed_mask, open_results
 
@@ -47,7 +47,7 @@ DPI = 110
 
 
 def add_arguments(p) -> None:
-    p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")
+    add_results_dir(p)
     p.add_argument(
         "--params",
         default=None,

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hpsearch._args import add_results_dir
 from hpsearch.analysis._binning import NOT_SAMPLED, Binning, make_binning, num
 from hpsearch.analysis._boundary import (
     EDGE_P,
@@ -643,7 +644,7 @@ def analysis(res: Results, df: pd.DataFrame, params: list[str], n_bins: int) -> 
 
 
 def add_arguments(p) -> None:
-    p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")
+    add_results_dir(p)
     p.add_argument(
         "--params",
         default=None,

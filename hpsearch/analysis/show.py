@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pandas as pd
 
-from hpsearch._args import whole
+from hpsearch._args import add_results_dir, whole
 from hpsearch.results import (
     Results,
     aliases,
@@ -24,7 +23,7 @@ FORMATS = ("text", "markdown", "csv")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")
+    add_results_dir(p)
     p.add_argument(
         "--top",
         type=whole("--top", 0),

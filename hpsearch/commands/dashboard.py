@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 HELP = "serve a study in optuna-dashboard: learning curves, scores, parameters (pip install 'hpsearch[dashboard]')"
 DESCRIPTION = (
     "Serve the study of RESULTS_DIR with optuna-dashboard, on this machine only unless --host says "
@@ -14,9 +12,9 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
-    from hpsearch._args import whole
+    from hpsearch._args import add_results_dir, whole
 
-    p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")
+    add_results_dir(p)
     p.add_argument("--port", "-p", type=whole("--port", 1), default=8080, help="port to listen on (default: 8080)")
     p.add_argument(
         "--host",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hpsearch._args import add_results_dir
+
 HELP = "save a trial's trained model (best epoch, normalizer included) as one .npz file"
 DESCRIPTION = (
     "Save the trained model of a trial (default: the best) at its best epoch, with the normalizer "
@@ -26,7 +28,7 @@ def _trial(text: str) -> int:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a study's results directory (results/<name>)")
+    add_results_dir(p)
     p.add_argument(
         "--trial",
         "-t",
