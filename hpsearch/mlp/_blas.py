@@ -174,7 +174,7 @@ def _numpy_cblas(key):
     i64, ptr, real = ctypes.c_int64, ctypes.c_void_p, {"f": ctypes.c_float, "d": ctypes.c_double}[key]
     f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, real, ptr, i64, ptr, i64, real, ptr, i64]
     f.restype = None
-    row_major, plain, trans = 101, 111, 112
+    row_major, trans = 101, 112
 
     def bind(W, x, g, beta):
         n, w = W.shape

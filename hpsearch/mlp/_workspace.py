@@ -596,15 +596,15 @@ class Workspace:
                 _dot(W1T, xT, u)
             else:  # block by block, each over the rows it meets (see set_blocks)
                 cuts, block = self.cuts, self.block_product
-                j = len(reach) - 1
-                block(cuts[j], cuts[j + 1], reach[j], False)  # the last block meets every row
-                for j in range(j - 1, -1, -1):
+                last = len(reach) - 1
+                block(cuts[last], cuts[last + 1], reach[last], False)  # the last block meets every row
+                for j in range(last - 1, -1, -1):
                     if not reach[j]:
                         break
                     block(cuts[j], cuts[j + 1], reach[j], True)
             _add(u, b1, u)
             act(u, a, cache)
-            for dot, prev, ui, ai, ci, where in forward:
+            for dot, prev, ui, ai, ci, where in forward:  # noqa: B007 (``where`` names the stage for the handler)
                 dot(prev, out=ui)
                 act(ui, ai, ci)
             where = out_stage
@@ -614,7 +614,7 @@ class Workspace:
             where = top_stage
             out_grad_dot(deltaT, out=dWb_out)
             out_back_dot(delta, out=top_g)
-            for ui, ai, ci, gi, grad_dot, gT, dWb, back_dot, g_below, where in backward:
+            for ui, ai, ci, gi, grad_dot, gT, dWb, back_dot, g_below, where in backward:  # noqa: B007
                 act_back(ui, ai, ci, gi, gi)
                 grad_dot(gT, out=dWb)
                 back_dot(gi, out=g_below)
