@@ -156,6 +156,7 @@ class Workspace:
         self.reach = None
         self.start = 0
         self.cuts = self.ends = self.row_first = self.block_product = None
+        self.block_flags = None  # the kernel whose flags tell an overflow in the blocks' products
         self.mean_vec = np.full(m, 1.0 / m, dt)
         self.out = e(K, m)
         self.delta = e(K, m)
@@ -285,6 +286,7 @@ class Workspace:
         kernel = _blas.update_kernel(self.dtype)
         if kernel is not None and kernel.product is not None:
             self.block_product = kernel.product(self.x, self.W1, self.layers[0].u)
+            self.block_flags = kernel  # numpy does not see this call's flags: read them
         else:
             self.block_product = self._numpy_block_product
             self.u1_tmp = np.empty(self.layers[0].u.size, self.dtype)
@@ -340,13 +342,18 @@ class Workspace:
             h = layers[0]
             reach = self.reach
             if reach is not None:  # block by block, each over the rows it meets (self.x)
-                cuts, block = self.cuts, self.block_product
+                cuts, block, flags = self.cuts, self.block_product, self.block_flags
+                if flags is not None:
+                    flags.clear_flags()
                 j = len(reach) - 1
                 block(cuts[j], cuts[j + 1], reach[j], False)  # the last block meets every row
                 for j in range(j - 1, -1, -1):
                     if not reach[j]:
                         break
                     block(cuts[j], cuts[j + 1], reach[j], True)
+                failed = flags.failure() if flags is not None else None
+                if failed:
+                    raise Blowup(failed, "forward layer 1")
             elif self.start:  # every row is 0 before input ``start``
                 start = self.start
                 np.dot(self.W1T[:, start:], xT[start:], out=h.u)
@@ -595,13 +602,18 @@ class Workspace:
             if reach is None:
                 _dot(W1T, xT, u)
             else:  # block by block, each over the rows it meets (see set_blocks)
-                cuts, block = self.cuts, self.block_product
+                cuts, block, flags = self.cuts, self.block_product, self.block_flags
+                if flags is not None:
+                    flags.clear_flags()
                 last = len(reach) - 1
                 block(cuts[last], cuts[last + 1], reach[last], False)  # the last block meets every row
                 for j in range(last - 1, -1, -1):
                     if not reach[j]:
                         break
                     block(cuts[j], cuts[j + 1], reach[j], True)
+                failed = flags.failure() if flags is not None else None
+                if failed:
+                    raise Blowup(failed, "forward layer 1")
             _add(u, b1, u)
             act(u, a, cache)
             for dot, prev, ui, ai, ci, where in forward:  # noqa: B007 (``where`` names the stage for the handler)
