@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from careful_mlp import train_careful  # noqa: E402
+
 from hpsearch.mlp import MLPConfig, _reorder, train  # noqa: E402
 
 MNIST = Path(__file__).resolve().parents[1].parent / "shared/data/mnist-t10k"
@@ -72,8 +73,10 @@ class BenchError(Exception):
 def load_mnist(directory: Path):
     images, labels = (directory / name for name in MNIST_FILES)
     if not (images.is_file() and labels.is_file()):
-        raise BenchError(f"MNIST not found: {directory} must hold {' and '.join(MNIST_FILES)} "
-                         "(pass --mnist DIR, or --data blobs / random)")
+        raise BenchError(
+            f"MNIST not found: {directory} must hold {' and '.join(MNIST_FILES)} "
+            "(pass --mnist DIR, or --data blobs / random)"
+        )
     with gzip.open(images) as f:
         x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784)
     with gzip.open(labels) as f:
@@ -126,8 +129,9 @@ def load_data(kind: str, n_train: int, n_val: int, mnist: Path = MNIST, seed: in
 # --- contender 1: hpsearch ------------------------------------------------------------
 def run_hpsearch(data, batch: int, epochs: int, reorder: bool = True) -> float:
     xt, yt, xv, yv = data
-    config = MLPConfig(hidden=LAYERS[1:-1], activation="relu", optimizer="sgd", lr=LR,
-                       batch_size=batch, epochs=epochs, seed=0)
+    config = MLPConfig(
+        hidden=LAYERS[1:-1], activation="relu", optimizer="sgd", lr=LR, batch_size=batch, epochs=epochs, seed=0
+    )
     t0 = clock()
     history = train(config, xt, yt, xv, yv, reorder="auto" if reorder else "never")
     return clock() - t0, history.epochs[-1]["val_accuracy"]
@@ -146,10 +150,22 @@ def run_sklearn(data, batch: int, epochs: int):
 
     xt, yt, xv, yv = data
     t0 = clock()
-    clf = MLPClassifier(hidden_layer_sizes=LAYERS[1:-1], activation="relu", solver="sgd", momentum=0.0,
-                        nesterovs_momentum=False, alpha=0.0, batch_size=batch, learning_rate_init=LR,
-                        learning_rate="constant", max_iter=epochs, shuffle=True, random_state=0,
-                        n_iter_no_change=epochs + 1, tol=0.0)
+    clf = MLPClassifier(
+        hidden_layer_sizes=LAYERS[1:-1],
+        activation="relu",
+        solver="sgd",
+        momentum=0.0,
+        nesterovs_momentum=False,
+        alpha=0.0,
+        batch_size=batch,
+        learning_rate_init=LR,
+        learning_rate="constant",
+        max_iter=epochs,
+        shuffle=True,
+        random_state=0,
+        n_iter_no_change=epochs + 1,
+        tol=0.0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(xt, yt)
@@ -170,10 +186,16 @@ def input_plan(data, batch: int, epochs: int) -> str:
         return "not reordered (too little to save in this run)"
     k = plan.train.active
     products = (1 - plan.skipped) * k / xt.shape[1]
-    blocks = (f"{plan.blocks} column blocks (starting at inputs {', '.join(map(str, plan.cuts))}) skip "
-              f"an estimated {plan.skipped:.0%} of the rest" if plan.cuts is not None else "no column blocks")
-    return (f"{xt.shape[1] - k} of {xt.shape[1]} inputs constant (folded into the bias); {blocks}: "
-            f"layer-1 products over {products:.0%} of the inputs")
+    blocks = (
+        f"{plan.blocks} column blocks (starting at inputs {', '.join(map(str, plan.cuts))}) skip "
+        f"an estimated {plan.skipped:.0%} of the rest"
+        if plan.cuts is not None
+        else "no column blocks"
+    )
+    return (
+        f"{xt.shape[1] - k} of {xt.shape[1]} inputs constant (folded into the bias); {blocks}: "
+        f"layer-1 products over {products:.0%} of the inputs"
+    )
 
 
 # --- contender 2: the textbook loop ------------------------------------------------------
@@ -284,9 +306,12 @@ def torch_runner():
         xt, yt, xv, yv = (torch.from_numpy(np.ascontiguousarray(a)) for a in data)
         torch.manual_seed(0)
         model = torch.nn.Sequential(
-            torch.nn.Linear(784, 100), torch.nn.ReLU(),
-            torch.nn.Linear(100, 50), torch.nn.ReLU(),
-            torch.nn.Linear(50, 10))
+            torch.nn.Linear(784, 100),
+            torch.nn.ReLU(),
+            torch.nn.Linear(100, 50),
+            torch.nn.ReLU(),
+            torch.nn.Linear(50, 10),
+        )
         opt = torch.optim.SGD(model.parameters(), lr=LR)
         loss_fn = torch.nn.CrossEntropyLoss()
         n = len(xt)
@@ -294,7 +319,7 @@ def torch_runner():
             perm = torch.randperm(n)
             model.train()
             for start in range(0, n, batch):
-                idx = perm[start:start + batch]
+                idx = perm[start : start + batch]
                 opt.zero_grad()
                 loss = loss_fn(model(xt[idx]), yt[idx])
                 loss.backward()
@@ -321,8 +346,8 @@ def step_breakdown(batch: int, repeats: int) -> dict:
 
     from hpsearch.mlp._network import MLP
     from hpsearch.mlp._optimizers import SGD
-    from hpsearch.mlp._workspace import Workspace
     from hpsearch.mlp._train import _scaled_targets
+    from hpsearch.mlp._workspace import Workspace
 
     rng = np.random.default_rng(0)
     x = rng.random((batch, 784), dtype=np.float32)
@@ -350,10 +375,17 @@ def step_breakdown(batch: int, repeats: int) -> dict:
         parts = {
             "step": us(lambda: ws.train_step(opt)),
             "layer-1 GEMMs": us(lambda: (h1.forward_dot(ws.xT, out=h1.u), layer1_grad())),
-            "other GEMMs": us(lambda: (h2.forward_dot(h1.aug, out=h2.u), ws.out_dot(h2.aug, out=ws.out),
-                                       ws.out_grad_dot(ws.deltaT, out=dWb[2]), ws.out_back_dot(ws.delta, out=h2.g),
-                                       h2.grad_dot(h2.gT, out=dWb[1]), h2.back_dot(h2.g, out=h1.g),
-                                       h1.bias_grad_dot(out=model.db[0]))),
+            "other GEMMs": us(
+                lambda: (
+                    h2.forward_dot(h1.aug, out=h2.u),
+                    ws.out_dot(h2.aug, out=ws.out),
+                    ws.out_grad_dot(ws.deltaT, out=dWb[2]),
+                    ws.out_back_dot(ws.delta, out=h2.g),
+                    h2.grad_dot(h2.gT, out=dWb[1]),
+                    h2.back_dot(h2.g, out=h1.g),
+                    h1.bias_grad_dot(out=model.db[0]),
+                )
+            ),
             "update": us(update),
         }
     parts["rest"] = parts["step"] - parts["layer-1 GEMMs"] - parts["other GEMMs"] - parts["update"]
@@ -373,26 +405,41 @@ DEFAULT_EPOCHS = {10: 1, 100: 3}  # else 6: about the same wall time per contend
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", default=["mnist"], choices=DATA_SETS,
-                        help="data sets to run on, one table each (default: mnist)")
-    parser.add_argument("--mnist", type=Path, default=MNIST, metavar="DIR",
-                        help=f"directory of the MNIST t10k files (default: {MNIST})")
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        default=["mnist"],
+        choices=DATA_SETS,
+        help="data sets to run on, one table each (default: mnist)",
+    )
+    parser.add_argument(
+        "--mnist", type=Path, default=MNIST, metavar="DIR", help=f"directory of the MNIST t10k files (default: {MNIST})"
+    )
     parser.add_argument("--quick", action="store_true", help="a short run (fewer rows, 1 repeat)")
     parser.add_argument("--batches", type=int, nargs="+", default=[10, 100, 1000])
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="epochs per run (default: 1 at batch 10, 3 at 100, else 6)")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="epochs per run (default: 1 at batch 10, 3 at 100, else 6)"
+    )
     parser.add_argument("--repeats", type=int, default=None, help="rounds; the best counts (default 5)")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--no-sklearn", action="store_true")
     parser.add_argument("--textbook", action="store_true", help="include the textbook NumPy loop (slow)")
     parser.add_argument("--breakdown", action="store_true", help="also time the parts of one dense step")
-    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
-                        help="time each run by the wall clock (default) or by this process's CPU "
-                             "time (steadier on a machine others are busy on: time spent waiting "
-                             "for a core does not count)")
-    parser.add_argument("--normalizer", default=None, metavar="NAME/AXIS",
-                        help="normalize the pixels first with hpsearch's normalizer, e.g. "
-                             "z_score/per_feature (fitted on the training rows; default: none)")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="time each run by the wall clock (default) or by this process's CPU "
+        "time (steadier on a machine others are busy on: time spent waiting "
+        "for a core does not count)",
+    )
+    parser.add_argument(
+        "--normalizer",
+        default=None,
+        metavar="NAME/AXIS",
+        help="normalize the pixels first with hpsearch's normalizer, e.g. "
+        "z_score/per_feature (fitted on the training rows; default: none)",
+    )
     return parser
 
 
@@ -417,11 +464,15 @@ def _run(args) -> int:
     import sklearn
 
     torch_text = torch_version or ("not measured (--no-torch)" if args.no_torch else "not installed")
-    print(f"python {platform.python_version()}, numpy {np.__version__}, scikit-learn {sklearn.__version__}, "
-          f"torch {torch_text}")
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, scikit-learn {sklearn.__version__}, "
+        f"torch {torch_text}"
+    )
     print(f"{blas_kernel()}; env: " + ", ".join(f"{k}={v}" for k, v in env.items()))
-    print(f"layers {'-'.join(map(str, LAYERS))} relu sgd lr={LR}; {n_train} train / {n_val} validation rows; "
-          f"1 BLAS thread; best of {repeats}, contenders interleaved; {args.clock} clock")
+    print(
+        f"layers {'-'.join(map(str, LAYERS))} relu sgd lr={LR}; {n_train} train / {n_val} validation rows; "
+        f"1 BLAS thread; best of {repeats}, contenders interleaved; {args.clock} clock"
+    )
     plans = {}
     with threadpool_limits(limits=1):
         for kind, (xt, yt, xv, yv, source) in data_sets.items():
@@ -434,10 +485,18 @@ def _run(args) -> int:
             data = (xt, yt, xv, yv)
             print(f"\ndata: {source}")
             print("training throughput, samples/s (higher is better); hpsearch's speed-up over each")
-            names = ["hpsearch", "hp-dense", "careful"] + ([] if args.no_sklearn else ["sklearn"]) \
-                + (["textbook"] if args.textbook else []) + (["torch"] if run_torch is not None else [])
-            header = (f"{'batch':>5} {'epochs':>6} | " + " ".join(f"{n:>9}" for n in names) + " | "
-                      + " ".join(f"{'/' + n:>9}" for n in names[1:]))
+            names = (
+                ["hpsearch", "hp-dense", "careful"]
+                + ([] if args.no_sklearn else ["sklearn"])
+                + (["textbook"] if args.textbook else [])
+                + (["torch"] if run_torch is not None else [])
+            )
+            header = (
+                f"{'batch':>5} {'epochs':>6} | "
+                + " ".join(f"{n:>9}" for n in names)
+                + " | "
+                + " ".join(f"{'/' + n:>9}" for n in names[1:])
+            )
             print(header)
             print("-" * len(header))
             accuracy_rows = []
@@ -445,12 +504,14 @@ def _run(args) -> int:
                 epochs = args.epochs or max(1, DEFAULT_EPOCHS.get(batch, 6) // (3 if args.quick else 1))
                 plans[kind, batch] = (data, epochs)
                 runners = {
-                    "hpsearch": lambda: run_hpsearch(data, batch, epochs),
-                    "hp-dense": lambda: run_hpsearch(data, batch, epochs, reorder=False),
-                    "careful": lambda: run_careful(data, batch, epochs),
-                    "sklearn": lambda: run_sklearn(data, batch, epochs),
-                    "textbook": lambda: run_textbook(data, batch, epochs),
-                    "torch": lambda: run_torch(data, batch, epochs),
+                    "hpsearch": lambda data=data, batch=batch, epochs=epochs: run_hpsearch(data, batch, epochs),
+                    "hp-dense": lambda data=data, batch=batch, epochs=epochs: run_hpsearch(
+                        data, batch, epochs, reorder=False
+                    ),
+                    "careful": lambda data=data, batch=batch, epochs=epochs: run_careful(data, batch, epochs),
+                    "sklearn": lambda data=data, batch=batch, epochs=epochs: run_sklearn(data, batch, epochs),
+                    "textbook": lambda data=data, batch=batch, epochs=epochs: run_textbook(data, batch, epochs),
+                    "torch": lambda data=data, batch=batch, epochs=epochs: run_torch(data, batch, epochs),
                 }
                 contenders = {name: runners[name] for name in names}
                 accuracy = {name: fn()[1] for name, fn in contenders.items()}  # warm-up, untimed
@@ -460,8 +521,13 @@ def _run(args) -> int:
                         seconds, accuracy[name] = fn()
                         best[name] = min(best[name], seconds)
                 rate = {name: n_train * epochs / seconds for name, seconds in best.items()}
-                print(f"{batch:>5} {epochs:>6} | " + " ".join(f"{rate[n]:>9,.0f}" for n in names) + " | "
-                      + " ".join(f"{rate['hpsearch'] / rate[n]:>8.2f}x" for n in names[1:]), flush=True)
+                print(
+                    f"{batch:>5} {epochs:>6} | "
+                    + " ".join(f"{rate[n]:>9,.0f}" for n in names)
+                    + " | "
+                    + " ".join(f"{rate['hpsearch'] / rate[n]:>8.2f}x" for n in names[1:]),
+                    flush=True,
+                )
                 accuracy_rows.append(f"{batch:>5} {epochs:>6} | " + " ".join(f"{accuracy[n]:>9.3f}" for n in names))
             print("validation accuracy after the last run")
             print("\n".join(accuracy_rows))

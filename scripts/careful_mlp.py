@@ -46,8 +46,8 @@ def train_careful(x, y, x_val, y_val, hidden=(100, 50), batch=100, epochs=1, lr=
     grads = np.zeros_like(params)
     Wb, dWb, at = [], [], 0
     for a, b in shapes:
-        Wb.append(params[at:at + a * b].reshape(a, b))
-        dWb.append(grads[at:at + a * b].reshape(a, b))
+        Wb.append(params[at : at + a * b].reshape(a, b))
+        dWb.append(grads[at : at + a * b].reshape(a, b))
         Wb[-1][:-1] = rng.standard_normal((a - 1, b), dtype=f32) * f32(np.sqrt(2.0 / (a - 1)))
         at += a * b
 
@@ -115,7 +115,7 @@ def train_careful(x, y, x_val, y_val, hidden=(100, 50), batch=100, epochs=1, lr=
         """(mean loss, accuracy) over the validation rows, in chunks."""
         correct, loss = 0, 0.0
         for start in range(0, len(xs), EVAL_ROWS):
-            part, labels = xs[start:start + EVAL_ROWS], ys[start:start + EVAL_ROWS]
+            part, labels = xs[start : start + EVAL_ROWS], ys[start : start + EVAL_ROWS]
             h = np.maximum(part @ Wb[0], 0.0)
             for i in range(1, len(hidden)):
                 h = np.maximum(h @ Wb[i][:-1] + Wb[i][-1], 0.0)
@@ -132,10 +132,10 @@ def train_careful(x, y, x_val, y_val, hidden=(100, 50), batch=100, epochs=1, lr=
     acc = 0.0
     for _ in range(epochs):
         perm = rng.permutation(n)
-        batches = perm[:n_full * batch].reshape(n_full, batch)
+        batches = perm[: n_full * batch].reshape(n_full, batch)
         for idx in batches:
             step(full, idx)
         if tail is not None:
-            step(tail, perm[n_full * batch:])
+            step(tail, perm[n_full * batch :])
         _, acc = validate(xv1, y_val)
     return acc

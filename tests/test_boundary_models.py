@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
 from fixtures.analysis.studies import make_study
+
 from hpsearch.analysis._boundary import Boundary, CategoryEdges, best_boundary, event, finished
 from hpsearch.analysis.regions import check
 from hpsearch.results import open_results
@@ -17,7 +17,7 @@ def test_an_edge_that_moves_with_a_category_is_fitted_per_category_and_predicts_
     b = open_results(make_study(tmp_path, "b", n=120, seed=1))
     model = best_boundary(a, a.trials, ["lr", "normalizer"])
     assert isinstance(model, CategoryEdges) and model.cat == "normalizer", model
-    cuts = {k: 10 ** t for k, (t, low, high) in model.cuts.items()}
+    cuts = {k: 10**t for k, (t, low, high) in model.cuts.items()}
     assert 0.6 < cuts["min_max"] < 1.6 and 0.15 < cuts["z_score"] < 0.5, cuts
     assert "chosen over the decision tree by cross-validation" in model.about
     result = check(a, a.trials, ["lr", "normalizer"], b, b.trials)

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import log_softmax
 
-from hpsearch.mlp import (ACTIVATIONS, BIAS_INITIALIZERS, INITIALIZERS, LOSSES, OPTIMIZERS,
-                          MLPConfig, gradient_check)
+from hpsearch.mlp import ACTIVATIONS, BIAS_INITIALIZERS, INITIALIZERS, LOSSES, OPTIMIZERS, MLPConfig, gradient_check
 from hpsearch.mlp._activations import Activation
 
 GRAD_TOL = 1e-6  # max relative error, backprop vs central differences in float64
@@ -163,8 +162,9 @@ def test_output_is_softmax_or_identity_row_major(name):
 
 # -- initializers ---------------------------------------------------------------------
 FAN_IN, FAN_OUT = 400, 300
-CFG = MLPConfig(init_mean=0.5, init_std=0.2, init_low=-0.3, init_high=0.1,
-                bias_mean=-1.0, bias_std=0.5, bias_low=2.0, bias_high=3.0)
+CFG = MLPConfig(
+    init_mean=0.5, init_std=0.2, init_low=-0.3, init_high=0.1, bias_mean=-1.0, bias_std=0.5, bias_low=2.0, bias_high=3.0
+)
 INIT_STATS = {  # name: (mean, std) of the distribution
     "lecun_normal": (0.0, math.sqrt(1 / FAN_IN)),
     "lecun_uniform": (0.0, math.sqrt(1 / FAN_IN)),
@@ -190,9 +190,15 @@ def test_weight_initializer_statistics(name):
         assert np.abs(w - mean).max() <= math.sqrt(3) * std * (1 + 1e-6)
 
 
-@pytest.mark.parametrize("name, mean, std", [
-    ("zeros", 0.0, 0.0), ("ones", 1.0, 0.0), ("normal", -1.0, 0.5), ("uniform", 2.5, 1 / math.sqrt(12)),
-])
+@pytest.mark.parametrize(
+    "name, mean, std",
+    [
+        ("zeros", 0.0, 0.0),
+        ("ones", 1.0, 0.0),
+        ("normal", -1.0, 0.5),
+        ("uniform", 2.5, 1 / math.sqrt(12)),
+    ],
+)
 def test_bias_initializer_statistics(name, mean, std):
     b = BIAS_INITIALIZERS[name](np.random.default_rng(0), 10, 50_000, CFG, np.float64)
     assert b.shape == (50_000,)
@@ -209,18 +215,24 @@ def one_step(name, p, g, **hp):
     return p
 
 
-@pytest.mark.parametrize("name, hp, expected", [
-    ("sgd", {"lr": 0.1}, [1.0 - 0.1 * 2.0, -1.0 - 0.1 * -0.5]),
-    # v = -lr g ; p += v
-    ("momentum", {"lr": 0.1, "momentum": 0.9}, [1.0 - 0.2, -1.0 + 0.05]),
-    # h = g^2 ; p -= lr g / (sqrt(h) + eps) = lr sign(g) (up to eps)
-    ("adagrad", {"lr": 0.1, "eps": 1e-8}, [1.0 - 0.1 * 2 / (2 + 1e-8), -1.0 + 0.1 * 0.5 / (0.5 + 1e-8)]),
-    # h = (1 - rho) g^2
-    ("rmsprop", {"lr": 0.1, "rho": 0.9, "eps": 1e-8},
-     [1.0 - 0.1 * 2 / (math.sqrt(0.1 * 4) + 1e-8), -1.0 + 0.1 * 0.5 / (math.sqrt(0.1 * 0.25) + 1e-8)]),
-    # first step: m_hat = g, v_hat = g^2 -> p -= lr g / (|g| + eps)
-    ("adam", {"lr": 0.1, "eps": 1e-8}, [1.0 - 0.1 * 2 / (2 + 1e-8), -1.0 + 0.1 * 0.5 / (0.5 + 1e-8)]),
-])
+@pytest.mark.parametrize(
+    "name, hp, expected",
+    [
+        ("sgd", {"lr": 0.1}, [1.0 - 0.1 * 2.0, -1.0 - 0.1 * -0.5]),
+        # v = -lr g ; p += v
+        ("momentum", {"lr": 0.1, "momentum": 0.9}, [1.0 - 0.2, -1.0 + 0.05]),
+        # h = g^2 ; p -= lr g / (sqrt(h) + eps) = lr sign(g) (up to eps)
+        ("adagrad", {"lr": 0.1, "eps": 1e-8}, [1.0 - 0.1 * 2 / (2 + 1e-8), -1.0 + 0.1 * 0.5 / (0.5 + 1e-8)]),
+        # h = (1 - rho) g^2
+        (
+            "rmsprop",
+            {"lr": 0.1, "rho": 0.9, "eps": 1e-8},
+            [1.0 - 0.1 * 2 / (math.sqrt(0.1 * 4) + 1e-8), -1.0 + 0.1 * 0.5 / (math.sqrt(0.1 * 0.25) + 1e-8)],
+        ),
+        # first step: m_hat = g, v_hat = g^2 -> p -= lr g / (|g| + eps)
+        ("adam", {"lr": 0.1, "eps": 1e-8}, [1.0 - 0.1 * 2 / (2 + 1e-8), -1.0 + 0.1 * 0.5 / (0.5 + 1e-8)]),
+    ],
+)
 def test_optimizer_first_step_matches_hand_computed_update(name, hp, expected):
     np.testing.assert_allclose(one_step(name, [1.0, -1.0], [2.0, -0.5], **hp), expected, rtol=1e-12)
 
@@ -233,8 +245,9 @@ def test_momentum_second_step_accumulates_velocity():
     assert p[0] == pytest.approx(-0.1 + (-0.09 - 0.1))
 
 
-@pytest.mark.parametrize("name, lr", [("sgd", 0.1), ("momentum", 0.05), ("adagrad", 0.5),
-                                      ("rmsprop", 0.05), ("adam", 0.1)])
+@pytest.mark.parametrize(
+    "name, lr", [("sgd", 0.1), ("momentum", 0.05), ("adagrad", 0.5), ("rmsprop", 0.05), ("adam", 0.1)]
+)
 def test_optimizer_minimizes_a_convex_quadratic(name, lr):
     scales = np.array([1.0, 3.0, 0.5])
     opt = OPTIMIZERS[name].from_config(MLPConfig(optimizer=name, lr=lr))
@@ -307,8 +320,15 @@ VARIANTS = {
 def test_backprop_matches_central_differences(activation, loss, variant):
     # relu-like kinks: random normal inputs keep every pre-activation far from 0 relative
     # to the 1e-6 step for this seed (a crossing would show as a large error)
-    config = MLPConfig(hidden=(6, 4), activation=activation, alpha=0.1, loss=loss,
-                       bias_init="normal", bias_std=0.1, **VARIANTS[variant])
+    config = MLPConfig(
+        hidden=(6, 4),
+        activation=activation,
+        alpha=0.1,
+        loss=loss,
+        bias_init="normal",
+        bias_std=0.1,
+        **VARIANTS[variant],
+    )
     x, y = small_problem()
     assert gradient_check(config, x, y) < GRAD_TOL
 

@@ -29,8 +29,11 @@ def test_the_cuts_are_the_cheapest_among_the_candidate_points(seed, overhead, ro
     cuts, saved = _cuts(first, n_inputs, overhead, row_columns)
     quantiles = np.quantile(first, np.arange(1, MAX_BLOCKS) / MAX_BLOCKS, method="lower")
     candidates = sorted({int(q) for q in quantiles if 0 < q < n_inputs})
-    best = min(block_cost(first, [0, *chosen], n_inputs, overhead, row_columns)
-               for r in range(len(candidates) + 1) for chosen in itertools.combinations(candidates, r))
+    best = min(
+        block_cost(first, [0, *chosen], n_inputs, overhead, row_columns)
+        for r in range(len(candidates) + 1)
+        for chosen in itertools.combinations(candidates, r)
+    )
     assert cuts[0] == 0 and list(cuts) == sorted(set(cuts.tolist()))
     assert block_cost(first, cuts.tolist(), n_inputs, overhead, row_columns) == pytest.approx(best, rel=1e-12)
     dense = overhead + n_inputs + row_columns

@@ -21,12 +21,14 @@ SANE_LR = {"sgd": 0.1, "momentum": 0.05, "adagrad": 0.05, "rmsprop": 0.002, "ada
 def digits():
     d = load_digits()
     x_train, x_val, y_train, y_val = train_test_split(
-        d.data / 16.0, d.target, test_size=0.2, stratify=d.target, random_state=0)
+        d.data / 16.0, d.target, test_size=0.2, stratify=d.target, random_state=0
+    )
     return x_train, y_train, x_val, y_val
 
 
-DEFAULT = MLPConfig(hidden=(64, 32), activation="relu", weight_init="he_normal", optimizer="sgd",
-                    lr=0.1, batch_size=32, epochs=10)
+DEFAULT = MLPConfig(
+    hidden=(64, 32), activation="relu", weight_init="he_normal", optimizer="sgd", lr=0.1, batch_size=32, epochs=10
+)
 HUGE_LR = DEFAULT.replace(activation="leaky_relu", alpha=0.1, lr=50.0, weight_init="normal", init_std=1.0)
 
 
@@ -42,8 +44,7 @@ def test_default_config_learns_digits(digits):
     assert history.steps == 10 * math.ceil(len(digits[0]) / 32)
     assert [e["epoch"] for e in history.epochs] == list(range(1, 11))
     assert history.seconds > 0 and history.notes == []
-    assert history.model.evaluate(digits[2], digits[3])["accuracy"] == pytest.approx(
-        history.epochs[-1]["val_accuracy"])
+    assert history.model.evaluate(digits[2], digits[3])["accuracy"] == pytest.approx(history.epochs[-1]["val_accuracy"])
 
 
 def test_huge_learning_rate_diverges_with_a_trace(digits):
@@ -192,15 +193,18 @@ def test_a_zeros_initialized_relu_network_is_dead_from_the_first_epoch(digits):
         train(DEFAULT.replace(weight_init="zeros", activation="relu", epochs=3), *digits)
 
 
-@pytest.mark.parametrize("changes, at_least", [
-    ({"batch_norm": True}, 0.85),
-    ({"dropout": 0.5}, 0.75),
-    ({"weight_decay": 1e-3, "optimizer": "momentum", "lr": 0.05}, 0.85),
-    ({"loss": "mean_squared_error", "lr": 0.05}, 0.5),
-    ({"dtype": "float64"}, 0.85),
-    ({"batch_size": 1000, "lr": 0.5}, 0.3),  # one full and one partial batch per epoch: 6 steps
-    ({"batch_size": 5000, "lr": 0.5}, 0.3),  # larger than the data set: 3 steps
-])
+@pytest.mark.parametrize(
+    "changes, at_least",
+    [
+        ({"batch_norm": True}, 0.85),
+        ({"dropout": 0.5}, 0.75),
+        ({"weight_decay": 1e-3, "optimizer": "momentum", "lr": 0.05}, 0.85),
+        ({"loss": "mean_squared_error", "lr": 0.05}, 0.5),
+        ({"dtype": "float64"}, 0.85),
+        ({"batch_size": 1000, "lr": 0.5}, 0.3),  # one full and one partial batch per epoch: 6 steps
+        ({"batch_size": 5000, "lr": 0.5}, 0.3),  # larger than the data set: 3 steps
+    ],
+)
 def test_variants_train_and_never_report_nan(digits, changes, at_least):
     history = train(DEFAULT.replace(epochs=3, **changes), *digits)
     assert history.best_value > at_least
@@ -229,13 +233,19 @@ def test_n_classes_can_exceed_the_labels_seen(digits):
     assert history.model.sizes[-1] == 12
 
 
-@pytest.mark.parametrize("args, message", [
-    ((np.zeros(10), np.zeros(10, int)), "x_train must be a 2-D array (samples, features), got shape (10,)"),
-    ((np.zeros((10, 3)), np.zeros(9, int)), "y_train must be 1-D with one label per row of x_train (10), got shape (9,)"),
-    ((np.zeros((10, 3)), np.full(10, 0.5)), "y_train must hold integer class labels, got dtype float64"),
-    ((np.zeros((10, 3)), np.full(10, -1)), "y_train labels must be >= 0, got -1"),
-    ((np.full((10, 3), np.nan), np.zeros(10, int)), "x_train must be finite, got NaN or inf in 30 values"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((np.zeros(10), np.zeros(10, int)), "x_train must be a 2-D array (samples, features), got shape (10,)"),
+        (
+            (np.zeros((10, 3)), np.zeros(9, int)),
+            "y_train must be 1-D with one label per row of x_train (10), got shape (9,)",
+        ),
+        ((np.zeros((10, 3)), np.full(10, 0.5)), "y_train must hold integer class labels, got dtype float64"),
+        ((np.zeros((10, 3)), np.full(10, -1)), "y_train labels must be >= 0, got -1"),
+        ((np.full((10, 3), np.nan), np.zeros(10, int)), "x_train must be finite, got NaN or inf in 30 values"),
+    ],
+)
 def test_bad_arrays_are_data_errors(args, message):
     x_val, y_val = np.zeros((4, 3)), np.array([0, 1, 0, 1])
     with pytest.raises(DataError, match=re.escape(message)):
@@ -247,8 +257,7 @@ def test_one_full_batch_step_is_params_minus_lr_times_backprop_gradient(digits, 
     from hpsearch.mlp._workspace import Workspace, one_hot
 
     x, y = digits[0][:200], digits[1][:200]
-    config = DEFAULT.replace(optimizer=optimizer, lr=0.3, weight_decay=0.01, batch_size=200,
-                             epochs=1, dtype="float64")
+    config = DEFAULT.replace(optimizer=optimizer, lr=0.3, weight_decay=0.01, batch_size=200, epochs=1, dtype="float64")
     trained = train(config, x, y, x, y, n_classes=10).model
     model = MLP(config, 64, 10, rng=np.random.default_rng(config.seed).spawn(3)[0])
     ws = Workspace(model, 200, train=True)
@@ -270,17 +279,18 @@ def test_a_shorter_last_batch_does_not_disturb_the_full_batch_workspace():
     np.testing.assert_array_equal(ws.forward(x, True), fresh)
 
 
-@pytest.mark.parametrize("changes", [
-    # measured: sgd with tiny batches (the fused first-layer update), one epoch, step 179
-    {"activation": "identity", "lr": 0.15, "batch_size": 2, "epochs": 1},
-    # measured: momentum + dropout, blows up at step 200 in epoch 3: the replay crosses an
-    # epoch and restores the optimizer's velocity and the dropout generator
-    {"activation": "identity", "lr": 0.05, "batch_size": 16, "epochs": 6, "optimizer": "momentum",
-     "dropout": 0.2},
-    # measured: the validation pass of epoch 4 overflows; batches of 100 leave a short last one
-    {"activation": "identity", "lr": 0.2, "batch_size": 100, "epochs": 6, "optimizer": "momentum",
-     "dropout": 0.2},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        # measured: sgd with tiny batches (the fused first-layer update), one epoch, step 179
+        {"activation": "identity", "lr": 0.15, "batch_size": 2, "epochs": 1},
+        # measured: momentum + dropout, blows up at step 200 in epoch 3: the replay crosses an
+        # epoch and restores the optimizer's velocity and the dropout generator
+        {"activation": "identity", "lr": 0.05, "batch_size": 16, "epochs": 6, "optimizer": "momentum", "dropout": 0.2},
+        # measured: the validation pass of epoch 4 overflows; batches of 100 leave a short last one
+        {"activation": "identity", "lr": 0.2, "batch_size": 100, "epochs": 6, "optimizer": "momentum", "dropout": 0.2},
+    ],
+)
 def test_the_trace_is_what_the_diverging_run_computed(digits, monkeypatch, changes):
     # the trainer computes no magnitudes as it goes: on a divergence it replays the last
     # steps from a snapshot. The replay must give exactly what tracing every step records.
@@ -415,8 +425,10 @@ def test_the_fast_step_computes_what_the_plain_step_does(hidden, activation, cut
     # a blow-up is reported at the same stage: hidden layer 2's product, the output layer's
     big = 1e20 if dtype == "float32" else 1e160
     for layer in range(len(hidden) + 1):
-        blown = [_steps(config.replace(activation="identity"), x * big, y, f, cuts, scale_w=(layer, big))
-                 for f in (True, False)]
+        blown = [
+            _steps(config.replace(activation="identity"), x * big, y, f, cuts, scale_w=(layer, big))
+            for f in (True, False)
+        ]
         if isinstance(blown[1][1], str):
             assert blown[0] == blown[1]
         if layer == 0:  # the blocks' products through ctypes too: their flags are read
@@ -439,15 +451,18 @@ def test_a_workspace_fuses_the_update_of_fusable_optimizers_only(name):
     assert ws.fuse_sgd(opt) == opt.fusable == (name == "sgd")
 
 
-@pytest.mark.parametrize("changes", [
-    {},  # plain sgd: the fused first-layer update
-    {"weight_decay": 0.01, "batch_size": 100},
-    {"optimizer": "adam", "lr": 0.002, "weight_decay": 0.01, "batch_size": 64},
-    {"optimizer": "momentum", "lr": 0.05, "batch_norm": True, "batch_size": 100},
-    # reorder="auto": no blocks (sorting a batch would change which dropout mask each row draws)
-    {"optimizer": "momentum", "lr": 0.05, "batch_norm": True, "dropout": 0.2, "batch_size": 10},
-    {"batch_size": 4},  # small batches: the other fused kernel
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},  # plain sgd: the fused first-layer update
+        {"weight_decay": 0.01, "batch_size": 100},
+        {"optimizer": "adam", "lr": 0.002, "weight_decay": 0.01, "batch_size": 64},
+        {"optimizer": "momentum", "lr": 0.05, "batch_norm": True, "batch_size": 100},
+        # reorder="auto": no blocks (sorting a batch would change which dropout mask each row draws)
+        {"optimizer": "momentum", "lr": 0.05, "batch_norm": True, "dropout": 0.2, "batch_size": 10},
+        {"batch_size": 4},  # small batches: the other fused kernel
+    ],
+)
 @pytest.mark.parametrize("constant", [0.0, 0.5])
 def test_reordered_inputs_train_the_same_weights(digits, monkeypatch, changes, constant):
     # inputs constant over the training rows are left out of the first layer's products and
@@ -532,11 +547,18 @@ def test_reordering_on_random_sparse_data_changes_nothing_but_rounding(monkeypat
         x, x_val = np.abs(x) + shift, np.abs(x_val) + shift
     x[:, rng.choice(d, 3, replace=False)] = [0.0, 0.0, rng.uniform(-1, 1)]
     y = rng.integers(0, 3, n)
-    config = MLPConfig(hidden=(12, 7), dtype="float64", epochs=3, seed=seed,
-                       batch_size=[16, 33, 50, 70, n + 5, 40][seed],
-                       optimizer=["sgd", "adam", "sgd", "rmsprop", "sgd", "momentum"][seed], lr=0.01,
-                       activation=str(rng.choice(["relu", "tanh", "softplus"])),
-                       weight_decay=float(rng.choice([0.0, 0.01])), batch_norm=seed in (2, 3))
+    config = MLPConfig(
+        hidden=(12, 7),
+        dtype="float64",
+        epochs=3,
+        seed=seed,
+        batch_size=[16, 33, 50, 70, n + 5, 40][seed],
+        optimizer=["sgd", "adam", "sgd", "rmsprop", "sgd", "momentum"][seed],
+        lr=0.01,
+        activation=str(rng.choice(["relu", "tanh", "softplus"])),
+        weight_decay=float(rng.choice([0.0, 0.01])),
+        batch_norm=seed in (2, 3),
+    )
     kwargs = dict(train_metrics="full", keep_best=True)
     plans, plan = [], InputOrder.plan
     monkeypatch.setattr(InputOrder, "plan", staticmethod(lambda *a, **k: plans.append(plan(*a, **k)) or plans[-1]))

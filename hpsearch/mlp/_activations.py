@@ -20,7 +20,7 @@ class Activation:
     zero_gradient = False  # True when f' is 0 almost everywhere (nothing upstream learns)
 
     @classmethod
-    def from_config(cls, config) -> "Activation":
+    def from_config(cls, config) -> Activation:
         return cls()
 
     def forward(self, u, out, cache):
@@ -76,7 +76,7 @@ class LeakyReLU(Activation):
         self.alpha = float(alpha)
 
     @classmethod
-    def from_config(cls, config) -> "LeakyReLU":
+    def from_config(cls, config) -> LeakyReLU:
         return cls(config.alpha)
 
     def forward(self, u, out, cache):
@@ -139,6 +139,5 @@ class Step(Activation):
 
 
 ACTIVATIONS: dict[str, type[Activation]] = {
-    cls.name: cls
-    for cls in (Sigmoid, Tanh, ReLU, LeakyReLU, Identity, Softplus, Softsign, Step)
+    cls.name: cls for cls in (Sigmoid, Tanh, ReLU, LeakyReLU, Identity, Softplus, Softsign, Step)
 }

@@ -32,8 +32,7 @@ class UpdateKernel:
 
     __slots__ = ("bind", "any_rows", "source", "product", "_test", "_clear", "_overflow", "_invalid")
 
-    def __init__(self, bind, any_rows: bool, source: str, test, clear, overflow: int, invalid: int,
-                 product=None):
+    def __init__(self, bind, any_rows: bool, source: str, test, clear, overflow: int, invalid: int, product=None):
         self.bind, self.any_rows, self.source, self.product = bind, any_rows, source, product
         self._test, self._clear, self._overflow, self._invalid = test, clear, overflow, invalid
 
@@ -60,8 +59,11 @@ class KernelProbe:
     """
 
     def __init__(self, sources=None):
-        self.sources = sources if sources is not None else (
-            ("numpy_cblas", _numpy_cblas, True), ("scipy_gemm", _scipy_gemm, False))
+        self.sources = (
+            sources
+            if sources is not None
+            else (("numpy_cblas", _numpy_cblas, True), ("scipy_gemm", _scipy_gemm, False))
+        )
         self._found: dict[str, UpdateKernel | None] = {}
         self._fenv = None
 
@@ -159,8 +161,9 @@ def _numpy_cblas(key):
 
     from threadpoolctl import threadpool_info
 
-    paths = [i["filepath"] for i in threadpool_info()
-             if i.get("internal_api") == "openblas" and "numpy" in i["filepath"]]
+    paths = [
+        i["filepath"] for i in threadpool_info() if i.get("internal_api") == "openblas" and "numpy" in i["filepath"]
+    ]
     if not paths:
         return None
     lib = ctypes.CDLL(paths[0])  # already loaded by numpy: the same library, the same threads
@@ -180,14 +183,28 @@ def _numpy_cblas(key):
         n, w = W.shape
         m = x.shape[0]
         size, x0, g0, W0 = x.itemsize, x.ctypes.data, g.ctypes.data, W.ctypes.data
-        whole = partial(f, row_major, trans, trans, i64(n), i64(w), i64(m), real(-1.0), ptr(x0), i64(n),
-                        ptr(g0), i64(m), real(beta), ptr(W0), i64(w))
+        whole = partial(
+            f,
+            row_major,
+            trans,
+            trans,
+            i64(n),
+            i64(w),
+            i64(m),
+            real(-1.0),
+            ptr(x0),
+            i64(n),
+            ptr(g0),
+            i64(m),
+            real(beta),
+            ptr(W0),
+            i64(w),
+        )
 
         def update(lo=0, hi=n, rows=m):
             if not lo and hi == n and rows == m:
                 return whole()
-            f(row_major, trans, trans, hi - lo, w, rows, -1.0, x0 + lo * size, n,
-              g0, m, beta, W0 + lo * w * size, w)
+            f(row_major, trans, trans, hi - lo, w, rows, -1.0, x0 + lo * size, n, g0, m, beta, W0 + lo * w * size, w)
 
         update.arrays = (W, x, g)  # the pointers above stay valid while update lives
         return update
@@ -198,8 +215,22 @@ def _numpy_cblas(key):
         size, x0, W0, out0 = x.itemsize, x.ctypes.data, W.ctypes.data, out.ctypes.data
 
         def block(lo, hi, rows, accumulate):  # out[:, :rows] (+)= W[lo:hi]^T x[:rows, lo:hi]^T
-            f(row_major, trans, trans, w, rows, hi - lo, 1.0, W0 + lo * w * size, w,
-              x0 + lo * size, n, 1.0 if accumulate else 0.0, out0, m)
+            f(
+                row_major,
+                trans,
+                trans,
+                w,
+                rows,
+                hi - lo,
+                1.0,
+                W0 + lo * w * size,
+                w,
+                x0 + lo * size,
+                n,
+                1.0 if accumulate else 0.0,
+                out0,
+                m,
+            )
 
         block.arrays = (x, W, out)  # the pointers above stay valid while block lives
         return block

@@ -34,14 +34,15 @@ def check_xy(x, y, name: str, dtype, constants: bool = False):
         return x, _check_y(x, y, name), np.zeros(x.shape[1], bool), np.zeros(x.shape[1], x.dtype)
     values = x[0].copy()
     # the columns that hold the first row's value in a sample of rows, then in every row
-    sample = x[::max(1, len(x) // CONSTANT_SAMPLE_ROWS)]
+    sample = x[:: max(1, len(x) // CONSTANT_SAMPLE_ROWS)]
     candidates = np.flatnonzero(np.logical_and.reduce(sample == values, axis=0))
     if 8 * len(candidates) > x.shape[1]:  # many: one pass over all columns is faster than a gather
         constant = np.logical_and.reduce(x == values, axis=0)
     else:
         constant = np.zeros(x.shape[1], bool)
         constant[candidates] = np.logical_and.reduce(
-            x.take(candidates, axis=1, mode="clip") == values[candidates], axis=0)
+            x.take(candidates, axis=1, mode="clip") == values[candidates], axis=0
+        )
     return x, _check_y(x, y, name), constant, values
 
 
@@ -52,8 +53,7 @@ def _not_finite(x, name):
 def _check_y(x, y, name):
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != len(x):
-        raise DataError(f"y_{name} must be 1-D with one label per row of x_{name} ({len(x)}), "
-                        f"got shape {y.shape}")
+        raise DataError(f"y_{name} must be 1-D with one label per row of x_{name} ({len(x)}), got shape {y.shape}")
     if len(y) and not np.issubdtype(y.dtype, np.integer):
         whole = np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all()
         if not whole:  # 3.0 is a label, 0.5 or nan is not

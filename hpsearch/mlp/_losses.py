@@ -22,8 +22,9 @@ import numpy as np
 def _finite_or_raise(value: float) -> float:
     # numpy reductions through BLAS (vdot) do not raise under errstate; keep one rule
     if not math.isfinite(value):
-        raise FloatingPointError("invalid value encountered in loss" if value != value
-                                 else "overflow encountered in loss")
+        raise FloatingPointError(
+            "invalid value encountered in loss" if value != value else "overflow encountered in loss"
+        )
     return value
 
 
@@ -63,10 +64,14 @@ class CrossEntropy(Loss):
 
     def fm_workspace(self, rows, k, dtype):
         dtype = np.dtype(dtype)
-        return {"mx": np.empty(rows, dtype), "s": np.empty(rows, dtype), "z": np.empty((k, rows), dtype),
-                "col_sum": np.ones(k, dtype).dot,  # column sums as a matrix-vector product
-                # below this a column's sum of exp(o) has lost precision (its terms underflow)
-                "tiny": float(2.0 ** (np.finfo(dtype).minexp // 2))}
+        return {
+            "mx": np.empty(rows, dtype),
+            "s": np.empty(rows, dtype),
+            "z": np.empty((k, rows), dtype),
+            "col_sum": np.ones(k, dtype).dot,  # column sums as a matrix-vector product
+            # below this a column's sum of exp(o) has lost precision (its terms underflow)
+            "tiny": float(2.0 ** (np.finfo(dtype).minexp // 2)),
+        }
 
     def fm_delta_fast(self, o, ts, ws, delta, scale):
         # softmax without the shift by the column max, which costs two passes; it is the
@@ -99,8 +104,10 @@ class CrossEntropy(Loss):
         picked = np.take_along_axis(z, y[..., None, :], axis=-2)
         np.exp(z, out=z)
         lse = np.log(np.add.reduce(z, axis=-2))
-        return _finite_or_raise(float(np.add.reduce(lse, axis=None, dtype=np.float64))
-                                - float(np.add.reduce(picked, axis=None, dtype=np.float64)))
+        return _finite_or_raise(
+            float(np.add.reduce(lse, axis=None, dtype=np.float64))
+            - float(np.add.reduce(picked, axis=None, dtype=np.float64))
+        )
 
     def output(self, u, ws, out):
         np.maximum.reduce(u, axis=1, keepdims=True, out=ws["mx"])

@@ -66,7 +66,7 @@ class MLP:
         at = 0
         for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
             n = (fan_in + 1) * fan_out
-            block = flat[at:at + n].reshape(fan_in + 1, fan_out)
+            block = flat[at : at + n].reshape(fan_in + 1, fan_out)
             Wb.append(block)
             W.append(block[:fan_in])
             b.append(block[fan_in])
@@ -74,7 +74,7 @@ class MLP:
         if self.config.batch_norm:
             for store in (gamma, beta):
                 for width in self.sizes[1:-1]:
-                    store.append(flat[at:at + width])
+                    store.append(flat[at : at + width])
                     at += width
         return Wb, W, b, gamma, beta
 
@@ -93,7 +93,7 @@ class MLP:
             raise DataError(f"x must have shape (n, {self.sizes[0]}), got {x.shape}")
         ws = Workspace(self, min(EVAL_ROWS, max(len(x), 1)), train=False)
         for start in range(0, len(x), ws.rows):
-            part = x[start:start + ws.rows]
+            part = x[start : start + ws.rows]
             yield start, part, ws.resized(len(part))
 
     def scores(self, x) -> np.ndarray:
@@ -101,7 +101,7 @@ class MLP:
         out = np.empty((len(x), self.sizes[-1]), self.dtype)
         with np.errstate(over="ignore", invalid="ignore"):
             for start, part, ws in self._chunks(x):
-                out[start:start + len(part)] = ws.forward(part, train=False)
+                out[start : start + len(part)] = ws.forward(part, train=False)
         return out
 
     def predict_proba(self, x) -> np.ndarray:
@@ -125,10 +125,10 @@ class MLP:
             for start, part, ws in self._chunks(x):
                 end = start + len(part)
                 try:
-                    l, c = ws.evaluate(part, y[start:end])
+                    part_loss, c = ws.evaluate(part, y[start:end])
                 except Blowup:  # the loss overflowed: report it as infinite
-                    l, c = math.inf, ws.count_correct(y[start:end])
-                loss += l
+                    part_loss, c = math.inf, ws.count_correct(y[start:end])
+                loss += part_loss
                 correct += c
         n = max(len(y), 1)
         return {"loss": loss / n, "accuracy": correct / n}

@@ -62,8 +62,7 @@ class InputOrder:
     ``block_overhead`` floating-point operations' worth per step.
     """
 
-    def __init__(self, order, train: ConstantInputs, evaluate: ConstantInputs, cuts: np.ndarray | None,
-                 skipped: float):
+    def __init__(self, order, train: ConstantInputs, evaluate: ConstantInputs, cuts: np.ndarray | None, skipped: float):
         self.order, self.train, self.evaluate, self.cuts = order, train, evaluate, cuts
         self.skipped = skipped  # share of the varying inputs' products the blocks skip (estimated)
         self.first = None  # per training row, its first nonzero input (with cuts)
@@ -73,14 +72,25 @@ class InputOrder:
         return 1 if self.cuts is None else len(self.cuts)
 
     @classmethod
-    def plan(cls, model: MLP, x, constant, values, x_val, batch: int, epochs: int,
-             min_saving: float = REORDER_MIN_SAVING, min_block_skip: float = MIN_BLOCK_SKIP,
-             block_overhead: float = BLOCK_OVERHEAD_FLOPS) -> "InputOrder | None":
+    def plan(
+        cls,
+        model: MLP,
+        x,
+        constant,
+        values,
+        x_val,
+        batch: int,
+        epochs: int,
+        min_saving: float = REORDER_MIN_SAVING,
+        min_block_skip: float = MIN_BLOCK_SKIP,
+        block_overhead: float = BLOCK_OVERHEAD_FLOPS,
+    ) -> InputOrder | None:
         n_features = len(constant)
         varying = np.flatnonzero(~constant)
         k = len(varying)
         if not k:
             return None
+
         def saving(skipped: float) -> float:  # epochs' worth of first-layer products saved
             return (n_features - k + skipped * k) / n_features * epochs
 
@@ -135,7 +145,7 @@ class InputOrder:
 
     def training_inputs(self, x: np.ndarray) -> np.ndarray:
         """The training rows' varying inputs, in the new order, shifted (and ``first``)."""
-        x = x.take(self.order[:self.train.active], axis=1, mode="clip")
+        x = x.take(self.order[: self.train.active], axis=1, mode="clip")
         if self.train.offsets is not None:
             x -= self.train.offsets
         if self.cuts is not None:
@@ -145,7 +155,7 @@ class InputOrder:
     def evaluation_set(self, x: np.ndarray, y: np.ndarray, rows: int):
         """``(x, y, starts)`` for :class:`_Evaluator`: the inputs in the new order, the rows
         sorted by their first nonzero input, and where each chunk of ``rows`` starts."""
-        x = x.take(self.order[:self.evaluate.active], axis=1, mode="clip")
+        x = x.take(self.order[: self.evaluate.active], axis=1, mode="clip")
         if self.evaluate.offsets is not None:
             x -= self.evaluate.offsets
         first = _first_nonzero(x)
@@ -157,8 +167,9 @@ class InputOrder:
         W1[self.order] = W1.copy()
 
 
-def _cuts(first: np.ndarray, n_inputs: int, overhead: float,
-          row_columns: float = BLOCK_ROW_COLUMNS) -> tuple[np.ndarray, float]:
+def _cuts(
+    first: np.ndarray, n_inputs: int, overhead: float, row_columns: float = BLOCK_ROW_COLUMNS
+) -> tuple[np.ndarray, float]:
     """Where the column blocks start (0 first), and the share of the first layer's product
     time they save, for rows whose first nonzero inputs are like ``first`` (a sample).
 

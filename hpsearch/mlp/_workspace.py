@@ -66,7 +66,7 @@ class Blowup(Exception):
         self.where = where
 
     @classmethod
-    def from_fpe(cls, err: FloatingPointError, where: str) -> "Blowup":
+    def from_fpe(cls, err: FloatingPointError, where: str) -> Blowup:
         return cls("nan" if "invalid" in str(err) else "overflow", where)
 
 
@@ -101,8 +101,15 @@ class Workspace:
     input reordering); without them every input is multiplied.
     """
 
-    def __init__(self, model: MLP, rows: int, train: bool, rng: np.random.Generator | None = None,
-                 grad_scale: float = 1.0, constant: ConstantInputs | None = None):
+    def __init__(
+        self,
+        model: MLP,
+        rows: int,
+        train: bool,
+        rng: np.random.Generator | None = None,
+        grad_scale: float = 1.0,
+        constant: ConstantInputs | None = None,
+    ):
         self.model = model
         self.constant = constant
         self.rows = rows
@@ -236,15 +243,25 @@ class Workspace:
         exception flags can be read, so an overflow in it is caught at that step like any
         other (see :mod:`hpsearch.mlp._blas`). Returns whether it is on."""
         kernel = _blas.update_kernel(self.dtype)
-        if not (self.train and optimizer.fusable and kernel is not None
-                and (kernel.any_rows or self.rows <= FUSE_MAX_ROWS) and optimizer.prescale == self._grad_scale):
+        if not (
+            self.train
+            and optimizer.fusable
+            and kernel is not None
+            and (kernel.any_rows or self.rows <= FUSE_MAX_ROWS)
+            and optimizer.prescale == self._grad_scale
+        ):
             return False
         model = self.model
         n1 = model.W[0].size  # W_1 opens the parameter vector
         beta = 1.0 - self.wd * self._grad_scale  # weight decay: W <- (1 - lr wd) W - lr dW
-        self.fused = (kernel, kernel.bind(self.W1, self.x, self.g1, beta),
-                      model.params[n1:], model.grads[n1:],
-                      self.wd_vec[n1:] if self.wd else None, self.wd_tmp[n1:] if self.wd else None)
+        self.fused = (
+            kernel,
+            kernel.bind(self.W1, self.x, self.g1, beta),
+            model.params[n1:],
+            model.grads[n1:],
+            self.wd_vec[n1:] if self.wd else None,
+            self.wd_tmp[n1:] if self.wd else None,
+        )
         self._fast = self._fast_plan(optimizer)
         return True
 
@@ -260,16 +277,62 @@ class Workspace:
         kernel, update_w1, rest_p, rest_g = self.fused[:4]
         h0 = layers[0]
         # layer i >= 1: (product, its input, u, f(u), cache)
-        forward = tuple((h.forward_dot, layers[i - 1].aug, h.u, h.a, h.cache, f"forward layer {i + 1}")
-                        for i, h in enumerate(layers) if i)
+        forward = tuple(
+            (h.forward_dot, layers[i - 1].aug, h.u, h.a, h.cache, f"forward layer {i + 1}")
+            for i, h in enumerate(layers)
+            if i
+        )
         # layer i >= 1, top down: (u, f(u), cache, g, weight-gradient product, g^T, dWb_i, back product, g below)
-        backward = tuple((h.u, h.a, h.cache, h.g, h.grad_dot, h.gT, model.dWb[i], h.back_dot, layers[i - 1].g,
-                          f"backward layer {i + 1}") for i, h in reversed(list(enumerate(layers))) if i)
-        return (optimizer, optimizer.update, self.xT, self.W1T, self.b1, h0.u, h0.a,
-                h0.cache, h0.g, self.act_forward, self.act_backward, forward, backward, self.out_dot,
-                layers[-1].aug, self.loss.fm_delta_fast, self.t, self.loss_ws, self.delta, self.deltaT,
-                self.out_grad_dot, model.dWb[n], self.out_back_dot, layers[-1].g, h0.bias_grad_dot,
-                model.db[0], kernel, update_w1, rest_p, rest_g, f"forward layer {n + 1}", f"backward layer {n + 1}")
+        backward = tuple(
+            (
+                h.u,
+                h.a,
+                h.cache,
+                h.g,
+                h.grad_dot,
+                h.gT,
+                model.dWb[i],
+                h.back_dot,
+                layers[i - 1].g,
+                f"backward layer {i + 1}",
+            )
+            for i, h in reversed(list(enumerate(layers)))
+            if i
+        )
+        return (
+            optimizer,
+            optimizer.update,
+            self.xT,
+            self.W1T,
+            self.b1,
+            h0.u,
+            h0.a,
+            h0.cache,
+            h0.g,
+            self.act_forward,
+            self.act_backward,
+            forward,
+            backward,
+            self.out_dot,
+            layers[-1].aug,
+            self.loss.fm_delta_fast,
+            self.t,
+            self.loss_ws,
+            self.delta,
+            self.deltaT,
+            self.out_grad_dot,
+            model.dWb[n],
+            self.out_back_dot,
+            layers[-1].g,
+            h0.bias_grad_dot,
+            model.db[0],
+            kernel,
+            update_w1,
+            rest_p,
+            rest_g,
+            f"forward layer {n + 1}",
+            f"backward layer {n + 1}",
+        )
 
     def set_blocks(self, cuts: np.ndarray, row_first: np.ndarray) -> None:
         """Split the inputs into column blocks at ``cuts`` (ascending, from 0) for the first
@@ -297,7 +360,7 @@ class Workspace:
         if rows == self.rows and not accumulate:
             np.dot(self.W1T[:, lo:hi], self.xT[lo:hi], out=u)
             return
-        tmp = self.u1_tmp[:u.shape[0] * rows].reshape(u.shape[0], rows)
+        tmp = self.u1_tmp[: u.shape[0] * rows].reshape(u.shape[0], rows)
         np.dot(self.W1T[:, lo:hi], self.xT[lo:hi, :rows], out=tmp)
         if accumulate:
             _add(u[:, :rows], tmp, out=u[:, :rows])
@@ -309,14 +372,13 @@ class Workspace:
         ``first_sorted`` (..., rows)) it meets: shape (..., blocks)."""
         return np.add.reduce(first_sorted[..., None, :] < self.ends[:, None], axis=-1)
 
-    def resized(self, m: int) -> "Workspace":
+    def resized(self, m: int) -> Workspace:
         """A workspace like this one over ``m`` rows (cached)."""
         if m == self.rows:
             return self
         ws = self._resized.get(m)
         if ws is None:
-            ws = self._resized[m] = Workspace(self.model, m, self.train, self.rng, self._grad_scale,
-                                              self.constant)
+            ws = self._resized[m] = Workspace(self.model, m, self.train, self.rng, self._grad_scale, self.constant)
             ws.trace = self.trace
             if self.cuts is not None and self.train:
                 ws.set_blocks(self.cuts[:-1], self.row_first)
@@ -345,9 +407,9 @@ class Workspace:
                 cuts, block, flags = self.cuts, self.block_product, self.block_flags
                 if flags is not None:
                     flags.clear_flags()
-                j = len(reach) - 1
-                block(cuts[j], cuts[j + 1], reach[j], False)  # the last block meets every row
-                for j in range(j - 1, -1, -1):
+                last = len(reach) - 1
+                block(cuts[last], cuts[last + 1], reach[last], False)  # the last block meets every row
+                for j in range(last - 1, -1, -1):
                     if not reach[j]:
                         break
                     block(cuts[j], cuts[j + 1], reach[j], True)
@@ -433,8 +495,7 @@ class Workspace:
         one-hot targets ``t`` (rows, K); returns the summed loss when ``want`` (else ``None``)."""
         loss = self.loss
         try:
-            loss.fm_delta(self.out, np.ascontiguousarray(t.T) * self.scale, self.loss_ws, self.delta,
-                          self.scale)
+            loss.fm_delta(self.out, np.ascontiguousarray(t.T) * self.scale, self.loss_ws, self.delta, self.scale)
             if want:
                 return loss.fm_total(self.out, np.argmax(t, axis=1))
         except FloatingPointError as err:
@@ -459,7 +520,8 @@ class Workspace:
                 np.abs(top.g, out=self.abs_hidden)
                 self.trace[3] = float(np.maximum.reduce(self.abs_hidden, axis=None)) / self._grad_scale
             bn = self.bn
-            for i in range(i - 1, -1, -1):
+            top_index = i
+            for i in range(top_index - 1, -1, -1):
                 h = layers[i]
                 g = h.g
                 if self.dropout:
@@ -593,9 +655,40 @@ class Workspace:
     def _fast_step(self, fast, out) -> None:
         """:meth:`train_step` (no tracing) where :meth:`_fast_plan` applies: the same calls on
         the same buffers in the same order, so the same numbers, with less Python around them."""
-        (_, update, xT, W1T, b1, u, a, cache, g, act, act_back, forward, backward, out_dot,
-         top_aug, loss_delta, t, loss_ws, delta, deltaT, out_grad_dot, dWb_out, out_back_dot, top_g,
-         bias_grad_dot, db1, kernel, update_w1, rest_p, rest_g, out_stage, top_stage) = fast
+        (
+            _,
+            update,
+            xT,
+            W1T,
+            b1,
+            u,
+            a,
+            cache,
+            g,
+            act,
+            act_back,
+            forward,
+            backward,
+            out_dot,
+            top_aug,
+            loss_delta,
+            t,
+            loss_ws,
+            delta,
+            deltaT,
+            out_grad_dot,
+            dWb_out,
+            out_back_dot,
+            top_g,
+            bias_grad_dot,
+            db1,
+            kernel,
+            update_w1,
+            rest_p,
+            rest_g,
+            out_stage,
+            top_stage,
+        ) = fast
         reach = self.reach
         where = "forward layer 1"
         try:
@@ -679,7 +772,34 @@ class _Hidden:
     """Buffers of one hidden layer for ``rows`` samples, each (width, rows); ``aug`` is
     (width + 1, rows) with a last row of ones and ``a`` is its first ``width`` rows."""
 
-    __slots__ = ("u", "v", "f", "a", "aug", "cache", "rand", "mask", "g", "xc", "xhat", "tmp",
-                 "mu", "var", "istd", "coef", "mu_c", "istd_c", "coef_c", "gamma_c", "beta_c",
-                 "dgamma_c", "dbeta_c", "rmean_c", "gT", "forward_dot", "grad_dot", "back_dot",
-                 "bias_grad_dot")
+    __slots__ = (
+        "u",
+        "v",
+        "f",
+        "a",
+        "aug",
+        "cache",
+        "rand",
+        "mask",
+        "g",
+        "xc",
+        "xhat",
+        "tmp",
+        "mu",
+        "var",
+        "istd",
+        "coef",
+        "mu_c",
+        "istd_c",
+        "coef_c",
+        "gamma_c",
+        "beta_c",
+        "dgamma_c",
+        "dbeta_c",
+        "rmean_c",
+        "gT",
+        "forward_dot",
+        "grad_dot",
+        "back_dot",
+        "bias_grad_dot",
+    )
