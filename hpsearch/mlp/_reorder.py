@@ -25,6 +25,12 @@ MAX_BLOCKS = 16  # the blocks start at quantiles of the rows' first nonzero inpu
 MIN_BLOCK_SKIP = 0.1  # blocks are used when they save at least this share of the products' time
 
 
+def _beats(bound: float, needed: float) -> bool:
+    """Whether an upper ``bound`` on a saving could reach ``needed`` (with room for rounding:
+    a refusal from a bound must never refuse what the exact computation would accept)."""
+    return bound >= needed - 1e-9 * (abs(needed) + 1.0)
+
+
 def _first_nonzero(x: np.ndarray) -> np.ndarray:
     """Per row, the column of its first nonzero value (0 for an all-zero row: it skips nothing)."""
     return (x != 0).argmax(axis=1)
@@ -94,34 +100,67 @@ class InputOrder:
         def saving(skipped: float) -> float:  # epochs' worth of first-layer products saved
             return (n_features - k + skipped * k) / n_features * epochs
 
-        rows = np.arange(0, len(x), max(1, len(x) // SAMPLE_ROWS))
-        sample = x.take(rows, axis=0, mode="clip").take(varying, axis=1, mode="clip")
+        # Cheap refusals first, from facts that cost nothing. The blocks skip at most
+        # everything; and a plan of m >= 2 blocks saves (see _cuts) at most its skipped
+        # products minus the (m - 1) * overhead of its extra blocks, so at most
+        # k - 1 - overhead columns' worth of the dense cost: when that is under
+        # min_block_skip, there are no blocks and only the constant inputs can pay.
+        if saving(1.0) < min_saving:
+            return None
+        # one column of the inputs costs 2 products of batch x width (forward, update)
+        overhead = block_overhead / (4.0 * batch * model.sizes[1])
+        row_columns = BLOCK_ROW_COLUMNS if block_overhead else 0.0
+        blocks = _beats(k - 1 - overhead, (overhead + k + row_columns) * min_block_skip)
+        if not blocks and saving(0.0) < min_saving:
+            return None
+
+        # the sample: every step-th row (a view), all columns; the statistics are then read
+        # at the varying columns (the counts are exact in uint16: at most 2 * SAMPLE_ROWS rows)
+        sample = x[:: max(1, len(x) // SAMPLE_ROWS)]
+        n_rows = len(sample)
+        minimum = np.minimum.reduce(sample, axis=0)[varying]
+        nonzero = sample != 0
+        zeros = n_rows - np.add.reduce(nonzero.view(np.uint8), axis=0, dtype=np.uint16)[varying].astype(np.intp)
         # an input whose minimum (in the sample) is more common than 0 (z-scored pixels, say)
-        # is shifted by it: any offset gives the same arithmetic, this one the most zeros
-        minimum = np.minimum.reduce(sample, axis=0)
-        zeros = np.add.reduce(sample == 0, axis=0, dtype=np.intp)
-        shift = np.add.reduce(sample == minimum, axis=0, dtype=np.intp) > zeros
+        # is shifted by it: any offset gives the same arithmetic, this one the most zeros.
+        # A positive minimum has no zeros to lose (shift); a minimum of 0 is one (no shift).
+        shift = minimum > 0
+        negative = np.flatnonzero(minimum < 0)
+        if len(negative):
+            cols = varying[negative]
+            at_minimum = np.add.reduce(sample[:, cols] == minimum[negative], axis=0, dtype=np.intp)
+            shift[negative] = at_minimum > zeros[negative]
         offsets = np.where(shift, minimum, 0).astype(x.dtype)
-        nonzero = sample != offsets if shift.any() else sample != 0
-        counts = np.add.reduce(nonzero, axis=0, dtype=np.intp)
+        if shift.any():
+            full_offsets = np.zeros(n_features, x.dtype)
+            full_offsets[varying] = offsets
+            nonzero = sample != full_offsets
+            counts = np.add.reduce(nonzero.view(np.uint8), axis=0, dtype=np.uint16)[varying].astype(np.intp)
+        else:
+            counts = n_rows - zeros
         # the blocks skip at most the (shifted) zeros: when even those do not pay, stop here
-        blocks, skipped = True, 0.0
-        if saving(1.0 - counts.sum() / nonzero.size) < min_saving:
+        skipped = 0.0
+        if blocks and saving(1.0 - counts.sum() / (n_rows * k)) < min_saving:
             blocks = False
-            if saving(0.0) < min_saving:
-                return None
+        if not blocks and saving(0.0) < min_saving:
+            return None
         # rank the varying inputs by how often they are nonzero (once shifted), on the sample
         ranked = np.argsort(counts, kind="stable")
         varying, offsets = varying[ranked], offsets[ranked]
         cuts = None
         if blocks:
-            first = nonzero.take(ranked, axis=1, mode="clip").argmax(axis=1)
-            # one column of the inputs costs 2 products of batch x width (forward, update)
-            overhead = block_overhead / (4.0 * batch * model.sizes[1])
-            cuts, time_saved = _cuts(first, k, overhead, BLOCK_ROW_COLUMNS if block_overhead else 0.0)
-            skipped = _expected_skip(first, cuts, k)
-            if len(cuts) == 1 or skipped <= 0 or time_saved < min_block_skip:  # not worth a sort per epoch
-                cuts, skipped = None, 0.0
+            first = nonzero.take(varying, axis=1, mode="clip").argmax(axis=1)
+            # the blocks skip at most each row's leading zeros (mean(first) of the k inputs'
+            # products), and save at most that minus one block's overhead (see above): when
+            # neither bound could pass, the cuts would be refused, skip the search for them
+            most = float(first.mean()) if len(first) else 0.0
+            if not _beats(saving(most / k), min_saving) and saving(0.0) < min_saving:
+                return None  # (saving() grows with the skip: these blocks could not pay)
+            if _beats(most - overhead, (overhead + k + row_columns) * min_block_skip):
+                cuts, time_saved = _cuts(first, k, overhead, row_columns)
+                skipped = _expected_skip(first, cuts, k)
+                if len(cuts) == 1 or skipped <= 0 or time_saved < min_block_skip:  # not worth a sort per epoch
+                    cuts, skipped = None, 0.0
         if saving(skipped) < min_saving:
             return None
 
