@@ -393,6 +393,23 @@ class Workspace:
             self.reach = self.block_reach(self.row_first[idx]).tolist()
 
     # -- forward -------------------------------------------------------------------
+    def _blocked_first_layer(self, reach) -> None:
+        """The first layer's forward product block by block, each block over the rows it meets
+        (``reach``, from the last one, which meets every row, down to the first that meets none).
+        BLAS is called through ctypes, whose floating-point flags numpy never reads: read them here."""
+        cuts, block, flags = self.cuts, self.block_product, self.block_flags
+        if flags is not None:
+            flags.clear_flags()
+        last = len(reach) - 1
+        block(cuts[last], cuts[last + 1], reach[last], False)  # the last block meets every row
+        for j in range(last - 1, -1, -1):
+            if not reach[j]:
+                break
+            block(cuts[j], cuts[j + 1], reach[j], True)
+        failed = flags.failure() if flags is not None else None
+        if failed:
+            raise Blowup(failed, "forward layer 1")
+
     def _forward(self, xT, train: bool, out) -> None:
         """Output-layer pre-activations for ``xT`` (features, rows), written to ``out`` (K, rows)."""
         act = self.act_forward
@@ -404,18 +421,7 @@ class Workspace:
             h = layers[0]
             reach = self.reach
             if reach is not None:  # block by block, each over the rows it meets (self.x)
-                cuts, block, flags = self.cuts, self.block_product, self.block_flags
-                if flags is not None:
-                    flags.clear_flags()
-                last = len(reach) - 1
-                block(cuts[last], cuts[last + 1], reach[last], False)  # the last block meets every row
-                for j in range(last - 1, -1, -1):
-                    if not reach[j]:
-                        break
-                    block(cuts[j], cuts[j + 1], reach[j], True)
-                failed = flags.failure() if flags is not None else None
-                if failed:
-                    raise Blowup(failed, "forward layer 1")
+                self._blocked_first_layer(reach)
             elif self.start:  # every row is 0 before input ``start``
                 start = self.start
                 np.dot(self.W1T[:, start:], xT[start:], out=h.u)
@@ -695,18 +701,7 @@ class Workspace:
             if reach is None:
                 _dot(W1T, xT, u)
             else:  # block by block, each over the rows it meets (see set_blocks)
-                cuts, block, flags = self.cuts, self.block_product, self.block_flags
-                if flags is not None:
-                    flags.clear_flags()
-                last = len(reach) - 1
-                block(cuts[last], cuts[last + 1], reach[last], False)  # the last block meets every row
-                for j in range(last - 1, -1, -1):
-                    if not reach[j]:
-                        break
-                    block(cuts[j], cuts[j + 1], reach[j], True)
-                failed = flags.failure() if flags is not None else None
-                if failed:
-                    raise Blowup(failed, "forward layer 1")
+                self._blocked_first_layer(reach)
             _add(u, b1, u)
             act(u, a, cache)
             for dot, prev, ui, ai, ci, where in forward:  # noqa: B007 (``where`` names the stage for the handler)
