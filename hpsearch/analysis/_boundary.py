@@ -381,21 +381,22 @@ def best_boundary(res: Results, df: pd.DataFrame, params: list[str], kinds=FAILU
     cats = [p for p in params if not res.is_numeric(p) and p in fin and 2 <= fin[p].nunique(dropna=False) <= 8]
     if tree is None or tree.tree is None or not numeric or not cats or len(fin) < MIN_TRIALS:
         return tree
+    # the parameter that carries the edge: the one-parameter edge's, else every numeric one is tried
     edge = primary_edge(res, df, numeric, kinds)
-    param = edge.param if edge is not None else numeric[0]
+    candidates = [edge.param] if edge is not None else numeric
     tree_cv = cv_accuracy(lambda f: fit_boundary(res, f, params, kinds), fin, y)
     best, best_cv = tree, tree_cv
-    for cat in cats:
-        cv = cv_accuracy(lambda f, c=cat: CategoryEdges.fit(res, f, c, param, kinds), fin, y)
-        if not np.isnan(cv) and (np.isnan(best_cv) or cv >= best_cv + 0.01):
-            model = CategoryEdges.fit(res, fin, cat, param, kinds)
-            if model is not None:
-                best, best_cv = model, cv
-    if best is not tree:
-        best.about = (
-            f"{param} edge per {best.cat}, chosen over the decision tree by cross-validation on this "
-            f"study ({best_cv:.0%} of held-out trials against {tree_cv:.0%})"
-        )
+    for param in candidates:
+        for cat in cats:
+            cv = cv_accuracy(lambda f, c=cat, p=param: CategoryEdges.fit(res, f, c, p, kinds), fin, y)
+            if not np.isnan(cv) and (np.isnan(best_cv) or cv >= best_cv + 0.01):
+                model = CategoryEdges.fit(res, fin, cat, param, kinds)
+                if model is not None:
+                    best, best_cv = model, cv
+                    best.about = (
+                        f"{param} edge per {cat}, chosen over the decision tree by cross-validation on this "
+                        f"study ({cv:.0%} of held-out trials against {tree_cv:.0%})"
+                    )
     return best
 
 

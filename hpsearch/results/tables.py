@@ -45,7 +45,7 @@ def kinds_text(counts: dict[str, int]) -> str:
 
 
 def _fmt(value, column: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value)).lower()
