@@ -54,3 +54,13 @@ def test_run_summary_md_and_show_rank_the_same_trials_the_same_way(tmp_path, cap
     ranks = [int(r[0]) for r in worst]
     n = int(re.search(r"Best \d+ of (\d+) completed", printed).group(1))
     assert ranks == list(range(n, n - len(ranks), -1))  # global ranks, the worst first
+
+
+def test_a_missing_whole_number_is_blank_not_na():
+    import pandas as pd
+
+    from hpsearch.results import table
+
+    df = pd.DataFrame({"number": pd.array([1, 2], dtype="Int64"), "stopped_early": pd.array([5, None], dtype="Int64")})
+    lines = table(df, ["number", "stopped_early"]).splitlines()
+    assert "<NA>" not in "\n".join(lines) and lines[2].split() == ["2"]
