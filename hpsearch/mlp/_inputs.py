@@ -9,6 +9,7 @@ import numpy as np
 from hpsearch.errors import DataError
 
 CONSTANT_SAMPLE_ROWS = 256  # rows that rule out most varying columns before the full check
+CHECK_ROWS = 256  # rows per chunk of the one pass that finds constant columns and checks finiteness
 
 
 def _all_finite(x: np.ndarray) -> bool:
@@ -26,24 +27,45 @@ def check_xy(x, y, name: str, dtype, constants: bool = False):
     x = np.ascontiguousarray(x, dtype=dtype)
     if x.ndim != 2:
         raise DataError(f"x_{name} must be a 2-D array (samples, features), got shape {x.shape}")
-    if not _all_finite(x):
-        _not_finite(x, name)
-    if not constants:
-        return x, _check_y(x, y, name)
-    if not len(x):
+    if not constants or not len(x):
+        if not _all_finite(x):
+            _not_finite(x, name)
+        if not constants:
+            return x, _check_y(x, y, name)
         return x, _check_y(x, y, name), np.zeros(x.shape[1], bool), np.zeros(x.shape[1], x.dtype)
     values = x[0].copy()
     # the columns that hold the first row's value in a sample of rows, then in every row
     sample = x[:: max(1, len(x) // CONSTANT_SAMPLE_ROWS)]
     candidates = np.flatnonzero(np.logical_and.reduce(sample == values, axis=0))
-    if 8 * len(candidates) > x.shape[1]:  # many: one pass over all columns is faster than a gather
-        constant = np.logical_and.reduce(x == values, axis=0)
+    if 8 * len(candidates) > x.shape[1]:  # many: one pass over all columns beats a gather
+        constant, finite = _constant_columns(x, values)
     else:
+        finite = _all_finite(x)
         constant = np.zeros(x.shape[1], bool)
-        constant[candidates] = np.logical_and.reduce(
-            x.take(candidates, axis=1, mode="clip") == values[candidates], axis=0
-        )
+        if finite:
+            constant[candidates] = np.logical_and.reduce(
+                x.take(candidates, axis=1, mode="clip") == values[candidates], axis=0
+            )
+    if not finite:
+        _not_finite(x, name)
     return x, _check_y(x, y, name), constant, values
+
+
+def _constant_columns(x: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(columns equal to values in every row, whether every value is finite)`` in one pass
+    over ``x``, chunk by chunk (each chunk compared, then its sum of squares taken while
+    it is still in the cache; see :func:`_all_finite`)."""
+    constant = np.ones(x.shape[1], bool)
+    same = np.empty((CHECK_ROWS, x.shape[1]), bool)
+    chunk_constant = np.empty(x.shape[1], bool)
+    finite = True
+    for start in range(0, len(x), CHECK_ROWS):
+        chunk = x[start : start + CHECK_ROWS]
+        np.equal(chunk, values, out=same[: len(chunk)])
+        np.logical_and.reduce(same[: len(chunk)], axis=0, out=chunk_constant)
+        constant &= chunk_constant
+        finite = finite and _all_finite(chunk)
+    return constant, finite
 
 
 def _not_finite(x, name):
