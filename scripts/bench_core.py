@@ -374,7 +374,7 @@ def step_breakdown(batch: int, repeats: int) -> dict:
         ws.train_step(opt)
         parts = {
             "step": us(lambda: ws.train_step(opt)),
-            "layer-1 GEMMs": us(lambda: (h1.forward_dot(ws.xT, out=h1.u), layer1_grad())),
+            "layer-1 GEMMs": us(lambda: (np.dot(ws.x, ws.W1, out=ws.u1s), layer1_grad())),
             "other GEMMs": us(
                 lambda: (
                     h2.forward_dot(h1.aug, out=h2.u),
