@@ -319,6 +319,39 @@ def test_the_trace_is_what_the_diverging_run_computed(digits, monkeypatch, chang
     assert (last["max_abs_preact_out"], last["max_abs_grad_w_out"]) == (seen[err.step][0], seen[err.step][2])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_blas_block_calls_match_numpy_for_any_block_and_row_count(dtype):
+    # the ctypes calls keep their arguments built once per block and row count: every
+    # combination, repeated and interleaved, must compute exactly its own block and rows
+    from hpsearch.mlp import _blas
+
+    kernel = _blas.update_kernel(dtype)
+    if kernel is None or kernel.product is None:
+        pytest.skip("numpy's BLAS has no cblas symbols here")
+    rng = np.random.default_rng(3)
+    m, n, w = 9, 13, 5
+    x = rng.standard_normal((m, n)).astype(dtype)
+    g = rng.standard_normal((w, m)).astype(dtype)
+    W = rng.standard_normal((n, w)).astype(dtype)
+    out = np.full((m, w), np.nan, dtype)
+    block, update = kernel.product(x, W, out), kernel.bind(W, x, g, 0.5)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    calls = [(0, n, m), (0, 4, 3), (4, 13, 9), (0, 4, 7), (4, 13, 2), (0, 4, 3), (7, 9, 0), (4, 13, 9)]
+    calls += [tuple(sorted(rng.choice(n + 1, 2, replace=False))) + (int(rng.integers(0, m + 1)),) for _ in range(30)]
+    for i, (lo, hi, rows) in enumerate(calls):
+        accumulate = bool(i % 3)
+        want = out.copy()
+        part = x[:rows, lo:hi] @ W[lo:hi]
+        want[:rows] = want[:rows] + part if accumulate else part
+        block(lo, hi, rows, accumulate)
+        np.testing.assert_allclose(out, want, **tol)  # the other rows untouched
+        out[np.isnan(out)] = 0.0
+        want = W.copy()
+        want[lo:hi] = 0.5 * W[lo:hi] - x[:rows, lo:hi].T @ g[:, :rows].T
+        update(lo, hi, rows)
+        np.testing.assert_allclose(W, want, **tol)  # the other rows of W untouched
+
+
 @pytest.mark.parametrize("kernel", ["numpy_cblas", "scipy_gemm"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_the_fused_first_layer_update_is_plain_sgd_and_reports_overflow(dtype, kernel, monkeypatch):

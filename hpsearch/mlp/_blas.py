@@ -211,7 +211,7 @@ def _numpy_cblas(key):
         count = counts(m)
         n_, w_, m_, g_, minus_one, beta_ = i64(n), i64(w), i64(m), ptr(g0), real(-1.0), real(beta)
         # per block: its width, x's and W's first element in it
-        block = blocks(lambda lo, hi: (i64(hi - lo), ptr(x0 + lo * size), ptr(W0 + lo * w * size)))
+        block = blocks(lambda lo, hi: (i64(hi - lo), ptr(x0 + int(lo) * size), ptr(W0 + int(lo) * w * size)))
 
         def update(lo=0, hi=n, rows=m):  # W[lo:hi] <- beta W[lo:hi] - x[:rows, lo:hi]^T g[:, :rows]^T
             k, x_lo, W_lo = block(lo, hi)
@@ -225,7 +225,7 @@ def _numpy_cblas(key):
         size, x0, W0, out0 = x.itemsize, x.ctypes.data, W.ctypes.data, out.ctypes.data
         count = counts(out.shape[0])
         n_, w_, out_, one, zero = i64(n), i64(w), ptr(out0), real(1.0), real(0.0)
-        block_of = blocks(lambda lo, hi: (i64(hi - lo), ptr(x0 + lo * size), ptr(W0 + lo * w * size)))
+        block_of = blocks(lambda lo, hi: (i64(hi - lo), ptr(x0 + int(lo) * size), ptr(W0 + int(lo) * w * size)))
 
         def block(lo, hi, rows, accumulate):  # out[:rows] (+)= x[:rows, lo:hi] @ W[lo:hi]
             k, x_lo, W_lo = block_of(lo, hi)
