@@ -331,7 +331,7 @@ def test_the_blas_block_calls_match_numpy_for_any_block_and_row_count(dtype):
     rng = np.random.default_rng(3)
     m, n, w = 9, 13, 5
     x = rng.standard_normal((m, n)).astype(dtype)
-    g = rng.standard_normal((w, m)).astype(dtype)
+    g = rng.standard_normal((m, w)).astype(dtype)  # sample-major, as the trainer holds it
     W = rng.standard_normal((n, w)).astype(dtype)
     out = np.full((m, w), np.nan, dtype)
     block, update = kernel.product(x, W, out), kernel.bind(W, x, g, 0.5)
@@ -347,7 +347,7 @@ def test_the_blas_block_calls_match_numpy_for_any_block_and_row_count(dtype):
         np.testing.assert_allclose(out, want, **tol)  # the other rows untouched
         out[np.isnan(out)] = 0.0
         want = W.copy()
-        want[lo:hi] = 0.5 * W[lo:hi] - x[:rows, lo:hi].T @ g[:, :rows].T
+        want[lo:hi] = 0.5 * W[lo:hi] - x[:rows, lo:hi].T @ g[:rows]
         update(lo, hi, rows)
         np.testing.assert_allclose(W, want, **tol)  # the other rows of W untouched
 

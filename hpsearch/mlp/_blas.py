@@ -20,9 +20,10 @@ class UpdateKernel:
     """A probed in-place gemm for one dtype, and how to read the flags it raises.
 
     ``bind(W, x, g, beta)`` returns ``update(lo=0, hi=n, rows=m)`` doing ``W[lo:hi] <-
-    beta W[lo:hi] - x[:rows, lo:hi]^T g[:, :rows]^T`` in place (``W`` (n, w), ``x`` (m, n)
-    and ``g`` (w, m), all C-contiguous); ``any_rows`` says whether it beats the plain path
-    at every batch size, or only for small ones. Around a call: :meth:`clear_flags`,
+    beta W[lo:hi] - x[:rows, lo:hi]^T g[:rows]`` in place (``W`` (n, w), ``x`` (m, n)
+    and ``g`` (m, w), all C-contiguous: sample-major, as the trainer holds them);
+    ``any_rows`` says whether it beats the plain path at every batch size, or only for
+    small ones. Around a call: :meth:`clear_flags`,
     then :meth:`failure`. ``product`` (or ``None``): ``product(x, W, out)`` returns
     ``block(lo, hi, rows, accumulate)`` doing ``out[:rows] (+)= x[:rows, lo:hi] @ W[lo:hi]``
     (``out`` (m, w) sample-major, C-contiguous: the rows a block meets are a prefix).
@@ -109,15 +110,15 @@ def update_kernel(dtype) -> UpdateKernel | None:
 def _probe_flags(bind, key, test, clear):
     """(overflow bit, invalid bit) if ``bind`` computes right and raises both visibly."""
     rng = np.random.default_rng(0)
-    W, x, g = rng.random((5, 3)).astype(key), rng.random((4, 5)).astype(key), rng.random((3, 4)).astype(key)
-    want = 0.5 * W - x.T @ g.T
+    W, x, g = rng.random((5, 3)).astype(key), rng.random((4, 5)).astype(key), rng.random((4, 3)).astype(key)
+    want = 0.5 * W - x.T @ g
     bind(W, x, g, 0.5)()
     if not np.allclose(W, want, rtol=1e-5):
         return None
     # column blocks: rows 1-2 of W from the first 2 rows of x, rows 3-4 from 3 rows
     want = W.copy()
-    want[1:3] = 0.5 * W[1:3] - x[:2, 1:3].T @ g[:, :2].T
-    want[3:] = 0.5 * W[3:] - x[:3, 3:].T @ g[:, :3].T
+    want[1:3] = 0.5 * W[1:3] - x[:2, 1:3].T @ g[:2]
+    want[3:] = 0.5 * W[3:] - x[:3, 3:].T @ g[:3]
     update = bind(W, x, g, 0.5)
     update(1, 3, 2)
     update(3, 5, 3)
@@ -209,13 +210,13 @@ def _numpy_cblas(key):
         m = x.shape[0]
         size, x0, g0, W0 = x.itemsize, x.ctypes.data, g.ctypes.data, W.ctypes.data
         count = counts(m)
-        n_, w_, m_, g_, minus_one, beta_ = i64(n), i64(w), i64(m), ptr(g0), real(-1.0), real(beta)
+        n_, w_, g_, minus_one, beta_ = i64(n), i64(w), ptr(g0), real(-1.0), real(beta)
         # per block: its width, x's and W's first element in it
         block = blocks(lambda lo, hi: (i64(hi - lo), ptr(x0 + int(lo) * size), ptr(W0 + int(lo) * w * size)))
 
-        def update(lo=0, hi=n, rows=m):  # W[lo:hi] <- beta W[lo:hi] - x[:rows, lo:hi]^T g[:, :rows]^T
+        def update(lo=0, hi=n, rows=m):  # W[lo:hi] <- beta W[lo:hi] - x[:rows, lo:hi]^T g[:rows]
             k, x_lo, W_lo = block(lo, hi)
-            raw(row_major, trans, trans, k, w_, count(rows), minus_one, x_lo, n_, g_, m_, beta_, W_lo, w_)
+            raw(row_major, trans, no_trans, k, w_, count(rows), minus_one, x_lo, n_, g_, w_, beta_, W_lo, w_)
 
         update.arrays = (W, x, g)  # the pointers above stay valid while update lives
         return update
@@ -262,7 +263,7 @@ def _scipy_gemm(key):
 
         def update(lo=0, hi=n, rows=m):
             if lo < hi:  # W[lo:hi].T is Fortran-ordered: gemm updates it in place
-                gemm(-1.0, g[:, :rows], x[:rows, lo:hi].T, beta, W[lo:hi].T, 0, 1, 1)
+                gemm(-1.0, g[:rows].T, x[:rows, lo:hi].T, beta, W[lo:hi].T, 0, 1, 1)
 
         return update
 

@@ -164,52 +164,58 @@ class Workspace:
         self.cuts = self.ends = self.row_first = self.block_product = None
         self.block_flags = None  # the kernel whose flags tell an overflow in the blocks' products
         self.mean_vec = np.full(m, 1.0 / m, dt)
-        # the first layer's product is taken sample-major, x @ W_1 (rows, width): BLAS runs
-        # that form faster than W_1^T @ x^T (a fifth less time at batch 100 with OpenBLAS's
-        # AVX-512 kernels, level with its AVX2 ones); the bias add writes it feature-major
-        self.u1s = e(m, hidden[0])
-        self.u1sT = self.u1s.T
         self.out = e(K, m)
         self.delta = e(K, m)
         self.deltaT = self.delta.T
+
+        def e_t(*shape):  # (width, rows) stored sample-major: the transpose of a C array
+            return np.empty(shape[::-1], dt).T
+
         self.layers = []
         for i, w in enumerate(hidden):
             h = _Hidden()
-            h.u = e(w, m)
-            h.aug = e(w + 1, m)
+            # The first hidden layer is stored sample-major (its (width, rows) arrays are
+            # transposes of C arrays): its product x @ W_1 is the fastest form of it (a
+            # fifth less time than W_1^T @ x^T at batch 100 and 1000 with OpenBLAS's AVX-512
+            # kernels, level with its AVX2 ones), its weight gradient x^T @ g too, and the
+            # products with the second layer take either form at the same speed
+            t = e_t if i == 0 else e
+            h.u = t(w, m)
+            h.aug = t(w + 1, m)
             h.aug[w] = 1.0  # the ones row: the next layer's bias
             h.a = h.aug[:w]
             h.v = h.u
             h.f = h.a
-            h.cache = e(w, m)
+            h.cache = t(w, m)
             if self.bn:
-                h.v = e(w, m)
-                h.xc, h.xhat, h.tmp = e(w, m), e(w, m), e(w, m)
+                h.v = t(w, m)
+                h.xc, h.xhat, h.tmp = t(w, m), t(w, m), t(w, m)
                 h.mu, h.var, h.istd, h.coef = e(w), e(w), e(w), e(w)
                 h.mu_c, h.istd_c, h.coef_c = h.mu[:, None], h.istd[:, None], h.coef[:, None]
                 h.gamma_c, h.beta_c = model.gamma[i][:, None], model.beta[i][:, None]
                 h.dgamma_c, h.dbeta_c = model.dgamma[i][:, None], model.dbeta[i][:, None]
                 h.rmean_c = model.running_mean[i][:, None]
-            if self.dropout:
-                h.f, h.rand, h.mask = e(w, m), e(w, m), e(w, m)
+            if self.dropout:  # the uniform draws in (width, rows) C order, whatever the layer's
+                h.f, h.rand, h.mask = t(w, m), e(w, m), t(w, m)
             # products as bound methods of fixed views: u = [W; b]^T @ [a_prev; 1] (the first
-            # layer's is x @ W_1, sample-major: see u1s and _first_layer)
+            # layer's, x @ W_1 into u1s, is taken in _forward and _fast_step)
             h.forward_dot = None if i == 0 else model.Wb[i].T.dot
             if train:
-                h.g = e(w, m)
+                h.g = t(w, m)
                 h.gT = h.g.T
                 if i:  # dWb_i = [a_prev; 1] @ g^T and g_prev = W_i @ g
                     h.grad_dot = self.layers[-1].aug.dot
-                    h.back_dot = model.W[i].dot
-                else:  # dW_1 = x^T @ g^T and db_1 = g @ 1 (x sample-major, g feature-major)
+                    h.back_dot = _back_product(model.W[i], self.layers[-1].g)
+                else:  # dW_1 = x^T @ g^T and db_1 = g @ 1 (x and g sample-major)
                     self.g1 = h.g
                     h.bias_grad_dot = partial(np.dot, h.g, self.ones)
             self.layers.append(h)
         top = self.layers[-1]
+        self.u1s = self.layers[0].u.T  # the first layer's pre-activations, (rows, width) C-contiguous
         self.b1 = model.b[0][:, None]
         self.out_dot = model.Wb[-1].T.dot
         self.out_grad_dot = top.aug.dot
-        self.out_back_dot = model.W[-1].dot
+        self.out_back_dot = _back_product(model.W[-1], top.g) if train else None
         self.loss_ws = model.loss.fm_workspace(m, K, dt)
         self.abs_out = e(K, m)
         self.abs_hidden = e(hidden[-1], m)
@@ -259,7 +265,7 @@ class Workspace:
         beta = 1.0 - self.wd * self._grad_scale  # weight decay: W <- (1 - lr wd) W - lr dW
         self.fused = (
             kernel,
-            kernel.bind(self.W1, self.x, self.g1, beta),
+            kernel.bind(self.W1, self.x, self.g1.T, beta),
             model.params[n1:],
             model.grads[n1:],
             self.wd_vec[n1:] if self.wd else None,
@@ -308,7 +314,6 @@ class Workspace:
             self.x,
             self.W1,
             self.u1s,
-            self.u1sT,
             self.b1,
             h0.u,
             h0.a,
@@ -434,7 +439,7 @@ class Workspace:
             if self.shift is not None:  # the shifts' share of the bias
                 np.dot(self.shift, self.W1s, out=self.b1_eff[:, 0])
                 b1 = _add(self.b1_eff, b1, out=self.b1_eff)
-            _add(self.u1sT, b1, out=h.u)
+            _add(h.u, b1, out=h.u)
             prev = xT
             for i, h in enumerate(layers):
                 if i:
@@ -670,7 +675,6 @@ class Workspace:
             x,
             W1,
             u1s,
-            u1sT,
             b1,
             u,
             a,
@@ -707,7 +711,7 @@ class Workspace:
                 _dot(x, W1, u1s)
             else:  # block by block, each over the rows it meets (see set_blocks)
                 self._blocked_first_layer(reach)
-            _add(u1sT, b1, u)
+            _add(u, b1, u)
             act(u, a, cache)
             for dot, prev, ui, ai, ci, where in forward:  # noqa: B007 (``where`` names the stage for the handler)
                 dot(prev, out=ui)
@@ -766,6 +770,20 @@ class Workspace:
 
     def count_correct(self, y) -> int:
         return count_correct(self.out, y)
+
+
+def _back_product(W: np.ndarray, below: np.ndarray):
+    """``back(g, out=below)``: ``below = W @ g``, the gradient flowing into the layer below.
+    numpy writes a product only into a C-contiguous array: a layer stored sample-major
+    (``below.T`` C-contiguous, the first) gets ``below^T = g^T @ W^T`` instead."""
+    if below.flags.c_contiguous:
+        return W.dot
+    WT, below_t = W.T, below.T
+
+    def back(g, out=None):
+        _dot(g.T, WT, below_t)
+
+    return back
 
 
 class _Hidden:
