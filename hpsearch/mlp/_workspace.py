@@ -2,12 +2,15 @@
 
 A :class:`Workspace` owns every buffer a forward/backward pass over ``rows`` samples
 needs; the training loop calls it once per mini-batch and allocates nothing.
-Activations are kept feature-major, one column per sample: a hidden layer's output
-is a ``(width + 1, rows)`` array whose last row is ones, so the next layer's bias is
-part of its matrix product and the bias gradient part of the weight-gradient
-product, and the reductions over classes run along contiguous rows. Only the input
-batch is row-major (rows gathered from the training set), and the first layer adds
-its bias itself. A shorter last batch uses :meth:`Workspace.resized` (cached).
+Every layer's arrays are indexed ``(width, rows)``, one column per sample: a hidden
+layer's output is a ``(width + 1, rows)`` array whose last row is ones, so the next
+layer's bias is part of its matrix product and the bias gradient part of the
+weight-gradient product, and the reductions over classes run along contiguous rows.
+The input batch is row-major (rows gathered from the training set) and the first
+layer adds its bias itself; the first hidden layer's arrays are stored sample-major
+(transposes of C arrays) because its products with the inputs, ``x @ W_1`` and
+``x^T @ g``, run fastest in that form (see the layer loop in :class:`Workspace`).
+A shorter last batch uses :meth:`Workspace.resized` (cached).
 """
 
 from __future__ import annotations
