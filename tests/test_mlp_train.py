@@ -319,6 +319,27 @@ def test_the_trace_is_what_the_diverging_run_computed(digits, monkeypatch, chang
     assert (last["max_abs_preact_out"], last["max_abs_grad_w_out"]) == (seen[err.step][0], seen[err.step][2])
 
 
+@pytest.mark.parametrize("changes", [{}, {"optimizer": "adam", "lr": 0.002}, {"dropout": 0.2}, {"batch_norm": True}])
+def test_both_forms_of_the_first_layers_product_train_the_same_weights(digits, monkeypatch, changes):
+    # below SAMPLE_MAJOR_MIN_ROWS rows the product is W_1^T @ x^T unless the BLAS kernels run
+    # x @ W_1 faster there too: whichever the machine has, both forms must train alike
+    from hpsearch.mlp import _blas, _workspace
+
+    x_train, y_train, x_val, y_val = digits
+    config = DEFAULT.replace(dtype="float64", epochs=2, batch_size=16, **changes)
+    assert config.batch_size < _workspace.SAMPLE_MAJOR_MIN_ROWS
+    results = []
+    for any_rows in (True, False):
+        monkeypatch.setattr(_blas, "sample_major_at_any_rows", lambda any_rows=any_rows: any_rows)
+        model = MLP(config, 64, 10)
+        assert (_workspace.Workspace(model, 16, train=True).u1f is None) == any_rows
+        assert _workspace.Workspace(model, _workspace.SAMPLE_MAJOR_MIN_ROWS, train=True).u1f is None
+        results.append(train(config, x_train, y_train, x_val, y_val, reorder="never"))
+    np.testing.assert_allclose(results[0].model.params, results[1].model.params, rtol=1e-9, atol=1e-12)
+    for a, b in zip(strip_seconds(results[0]), strip_seconds(results[1])):
+        assert a == pytest.approx(b, rel=1e-9)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_the_blas_block_calls_match_numpy_for_any_block_and_row_count(dtype):
     # the ctypes calls keep their arguments built once per block and row count: every

@@ -14,6 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 FE_ALL = 0xFF  # every exception bit the platform has (fe* functions mask the rest)
+# OpenBLAS kernel families (threadpoolctl's "architecture") whose gemm takes a product with
+# the inputs faster as x @ W than as W^T @ x^T at every batch size: the AVX-512 ones. The
+# AVX2 ones (Haswell, also what Zen runs) take x @ W up to 15 % longer below ~64 rows
+# (level from 100): there the first layer's product is taken feature-major
+SAMPLE_MAJOR_AT_ANY_ROWS = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
 
 
 class UpdateKernel:
@@ -102,6 +107,26 @@ class KernelProbe:
         return None
 
 
+def numpy_openblas() -> dict:
+    """threadpoolctl's description of numpy's OpenBLAS (``{}`` for another BLAS), read once."""
+    global _NUMPY_OPENBLAS
+    if _NUMPY_OPENBLAS is None:
+        from threadpoolctl import threadpool_info
+
+        found = [i for i in threadpool_info() if i.get("internal_api") == "openblas" and "numpy" in i["filepath"]]
+        _NUMPY_OPENBLAS = found[0] if found else {}
+    return _NUMPY_OPENBLAS
+
+
+_NUMPY_OPENBLAS = None
+
+
+def sample_major_at_any_rows() -> bool:
+    """Whether numpy's BLAS runs the first layer's product as ``x @ W_1`` faster than
+    ``W_1^T @ x^T`` at small batches too (see :data:`SAMPLE_MAJOR_AT_ANY_ROWS`)."""
+    return str(numpy_openblas().get("architecture", "")).lower() in SAMPLE_MAJOR_AT_ANY_ROWS
+
+
 def update_kernel(dtype) -> UpdateKernel | None:
     """The fused-update kernel for ``dtype`` (probed at first use), or ``None``."""
     return KERNELS.kernel(dtype)  # the module's probe (tests swap it for one with other sources)
@@ -158,14 +183,11 @@ def _probe_product(product, key) -> bool:
 def _numpy_cblas(key):
     import ctypes
 
-    from threadpoolctl import threadpool_info
-
-    paths = [
-        i["filepath"] for i in threadpool_info() if i.get("internal_api") == "openblas" and "numpy" in i["filepath"]
-    ]
-    if not paths:
+    info = numpy_openblas()
+    if not info:
         return None
-    lib = ctypes.CDLL(paths[0])  # already loaded by numpy: the same library, the same threads
+    path = info["filepath"]
+    lib = ctypes.CDLL(path)  # already loaded by numpy: the same library, the same threads
     name = {"f": "sgemm", "d": "dgemm"}[key]
     for symbol in (f"scipy_cblas_{name}64_", f"cblas_{name}64_"):
         f = getattr(lib, symbol, None)
@@ -184,7 +206,7 @@ def _numpy_cblas(key):
     # the same function without argtypes, called with ctypes values built once per
     # workspace (a row count, a column block): a call then converts nothing, half the
     # cost of one that converts 14 Python numbers (~0.7 us a call less)
-    raw = getattr(ctypes.CDLL(paths[0]), symbol)
+    raw = getattr(ctypes.CDLL(path), symbol)
     raw.restype = None
     row_major, trans, no_trans = enum(101), enum(112), enum(111)
 

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 BN_EPS = 1e-5  # added to the batch variance before the square root
 FUSE_MAX_ROWS = 32  # batch size up to which scipy's gemm (the fallback) beats the plain path
+# below this many rows the first layer's product is W_1^T @ x^T (feature-major, then written
+# into the layer by the bias add) unless the BLAS runs x @ W_1 faster there too (see
+# _blas.SAMPLE_MAJOR_AT_ANY_ROWS)
+SAMPLE_MAJOR_MIN_ROWS = 64
 # the floating-point state training and evaluation passes run under: the first overflow
 # or NaN raises where it happens (see Blowup); underflow to 0 is harmless
 ERRSTATE = dict(over="raise", invalid="raise", divide="raise", under="ignore")
@@ -215,6 +219,11 @@ class Workspace:
             self.layers.append(h)
         top = self.layers[-1]
         self.u1s = self.layers[0].u.T  # the first layer's pre-activations, (rows, width) C-contiguous
+        # or, for small batches where the BLAS runs it faster, the product W_1^T @ x^T into u1f
+        self.u1f = None
+        if m < SAMPLE_MAJOR_MIN_ROWS and not _blas.sample_major_at_any_rows():
+            self.u1f = e(hidden[0], m)
+            self.W1T = self.W1.T
         self.b1 = model.b[0][:, None]
         self.out_dot = model.Wb[-1].T.dot
         self.out_grad_dot = top.aug.dot
@@ -317,6 +326,9 @@ class Workspace:
             self.x,
             self.W1,
             self.u1s,
+            self.xT,
+            self.W1T if self.u1f is not None else None,
+            self.u1f,
             self.b1,
             h0.u,
             h0.a,
@@ -436,13 +448,16 @@ class Workspace:
             elif self.start:  # every row is 0 before input ``start``
                 start = self.start
                 _dot(xT.T[:, start:], self.W1[start:], out=self.u1s)
+            elif self.u1f is not None:
+                _dot(self.W1T, xT, out=self.u1f)
             else:
                 _dot(xT.T, self.W1, out=self.u1s)
             b1 = self.b1
             if self.shift is not None:  # the shifts' share of the bias
                 np.dot(self.shift, self.W1s, out=self.b1_eff[:, 0])
                 b1 = _add(self.b1_eff, b1, out=self.b1_eff)
-            _add(h.u, b1, out=h.u)
+            product = self.u1f if reach is None and not self.start and self.u1f is not None else h.u
+            _add(product, b1, out=h.u)
             prev = xT
             for i, h in enumerate(layers):
                 if i:
@@ -678,6 +693,9 @@ class Workspace:
             x,
             W1,
             u1s,
+            xT,
+            W1T,
+            u1f,
             b1,
             u,
             a,
@@ -710,11 +728,15 @@ class Workspace:
         reach = self.reach
         where = "forward layer 1"
         try:
-            if reach is None:
-                _dot(x, W1, u1s)
-            else:  # block by block, each over the rows it meets (see set_blocks)
+            if reach is not None:  # block by block, each over the rows it meets (see set_blocks)
                 self._blocked_first_layer(reach)
-            _add(u, b1, u)
+                _add(u, b1, u)
+            elif u1f is None:
+                _dot(x, W1, u1s)
+                _add(u, b1, u)
+            else:  # small batches (see SAMPLE_MAJOR_MIN_ROWS)
+                _dot(W1T, xT, u1f)
+                _add(u1f, b1, u)
             act(u, a, cache)
             for dot, prev, ui, ai, ci, where in forward:  # noqa: B007 (``where`` names the stage for the handler)
                 dot(prev, out=ui)
