@@ -319,22 +319,27 @@ def test_the_trace_is_what_the_diverging_run_computed(digits, monkeypatch, chang
     assert (last["max_abs_preact_out"], last["max_abs_grad_w_out"]) == (seen[err.step][0], seen[err.step][2])
 
 
+@pytest.mark.parametrize("reorder", ["never", "always"])
 @pytest.mark.parametrize("changes", [{}, {"optimizer": "adam", "lr": 0.002}, {"dropout": 0.2}, {"batch_norm": True}])
-def test_both_forms_of_the_first_layers_product_train_the_same_weights(digits, monkeypatch, changes):
-    # below SAMPLE_MAJOR_MIN_ROWS rows the product is W_1^T @ x^T unless the BLAS kernels run
-    # x @ W_1 faster there too: whichever the machine has, both forms must train alike
+def test_both_layouts_of_the_first_hidden_layer_train_the_same_weights(digits, monkeypatch, changes, reorder):
+    # below SAMPLE_MAJOR_MIN_ROWS rows the first hidden layer is stored sample-major only
+    # where the BLAS kernels run its products faster that way: whichever the machine has,
+    # both layouts (with and without column blocks) must train alike
     from hpsearch.mlp import _blas, _workspace
 
     x_train, y_train, x_val, y_val = digits
     config = DEFAULT.replace(dtype="float64", epochs=2, batch_size=16, **changes)
     assert config.batch_size < _workspace.SAMPLE_MAJOR_MIN_ROWS
-    results = []
+    results, plans, plan = [], [], InputOrder.plan
+    monkeypatch.setattr(InputOrder, "plan", staticmethod(lambda *a, **k: plans.append(plan(*a, **k)) or plans[-1]))
     for any_rows in (True, False):
         monkeypatch.setattr(_blas, "sample_major_at_any_rows", lambda any_rows=any_rows: any_rows)
         model = MLP(config, 64, 10)
-        assert (_workspace.Workspace(model, 16, train=True).u1f is None) == any_rows
-        assert _workspace.Workspace(model, _workspace.SAMPLE_MAJOR_MIN_ROWS, train=True).u1f is None
-        results.append(train(config, x_train, y_train, x_val, y_val, reorder="never"))
+        assert _workspace.Workspace(model, 16, train=True).sample_major == any_rows
+        assert _workspace.Workspace(model, _workspace.SAMPLE_MAJOR_MIN_ROWS, train=True).sample_major
+        results.append(train(config, x_train, y_train, x_val, y_val, reorder=reorder))
+    if reorder == "always":
+        assert all(p.blocks > 1 for p in plans)
     np.testing.assert_allclose(results[0].model.params, results[1].model.params, rtol=1e-9, atol=1e-12)
     for a, b in zip(strip_seconds(results[0]), strip_seconds(results[1])):
         assert a == pytest.approx(b, rel=1e-9)
@@ -355,7 +360,8 @@ def test_the_blas_block_calls_match_numpy_for_any_block_and_row_count(dtype):
     g = rng.standard_normal((m, w)).astype(dtype)  # sample-major, as the trainer holds it
     W = rng.standard_normal((n, w)).astype(dtype)
     out = np.full((m, w), np.nan, dtype)
-    block, update = kernel.product(x, W, out), kernel.bind(W, x, g, 0.5)
+    g_fm = np.ascontiguousarray(g.T)  # the same gradient, feature-major
+    block, update, update_fm = kernel.product(x, W, out), kernel.bind(W, x, g, 0.5), kernel.bind(W, x, g_fm, 0.5, False)
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
     calls = [(0, n, m), (0, 4, 3), (4, 13, 9), (0, 4, 7), (4, 13, 2), (0, 4, 3), (7, 9, 0), (4, 13, 9)]
     calls += [tuple(sorted(rng.choice(n + 1, 2, replace=False))) + (int(rng.integers(0, m + 1)),) for _ in range(30)]
@@ -367,10 +373,11 @@ def test_the_blas_block_calls_match_numpy_for_any_block_and_row_count(dtype):
         block(lo, hi, rows, accumulate)
         np.testing.assert_allclose(out, want, **tol)  # the other rows untouched
         out[np.isnan(out)] = 0.0
-        want = W.copy()
-        want[lo:hi] = 0.5 * W[lo:hi] - x[:rows, lo:hi].T @ g[:rows]
-        update(lo, hi, rows)
-        np.testing.assert_allclose(W, want, **tol)  # the other rows of W untouched
+        for one in (update, update_fm):
+            want = W.copy()
+            want[lo:hi] = 0.5 * W[lo:hi] - x[:rows, lo:hi].T @ g[:rows]
+            one(lo, hi, rows)
+            np.testing.assert_allclose(W, want, **tol)  # the other rows of W untouched
 
 
 @pytest.mark.parametrize("kernel", ["numpy_cblas", "scipy_gemm"])

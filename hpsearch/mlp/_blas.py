@@ -17,16 +17,17 @@ FE_ALL = 0xFF  # every exception bit the platform has (fe* functions mask the re
 # OpenBLAS kernel families (threadpoolctl's "architecture") whose gemm takes a product with
 # the inputs faster as x @ W than as W^T @ x^T at every batch size: the AVX-512 ones. The
 # AVX2 ones (Haswell, also what Zen runs) take x @ W up to 15 % longer below ~64 rows
-# (level from 100): there the first layer's product is taken feature-major
+# (level from 100): there the first layer is kept feature-major
 SAMPLE_MAJOR_AT_ANY_ROWS = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
 
 
 class UpdateKernel:
     """A probed in-place gemm for one dtype, and how to read the flags it raises.
 
-    ``bind(W, x, g, beta)`` returns ``update(lo=0, hi=n, rows=m)`` doing ``W[lo:hi] <-
-    beta W[lo:hi] - x[:rows, lo:hi]^T g[:rows]`` in place (``W`` (n, w), ``x`` (m, n)
-    and ``g`` (m, w), all C-contiguous: sample-major, as the trainer holds them);
+    ``bind(W, x, g, beta, sample_major=True)`` returns ``update(lo=0, hi=n, rows=m)``
+    doing ``W[lo:hi] <- beta W[lo:hi] - x[:rows, lo:hi]^T g[:rows]`` in place (``W``
+    (n, w), ``x`` (m, n) and ``g`` (m, w), all C-contiguous; ``sample_major=False``:
+    ``g`` is (w, m) and its first ``rows`` columns count);
     ``any_rows`` says whether it beats the plain path at every batch size, or only for
     small ones. Around a call: :meth:`clear_flags`,
     then :meth:`failure`. ``product`` (or ``None``): ``product(x, W, out)`` returns
@@ -136,19 +137,21 @@ def _probe_flags(bind, key, test, clear):
     """(overflow bit, invalid bit) if ``bind`` computes right and raises both visibly."""
     rng = np.random.default_rng(0)
     W, x, g = rng.random((5, 3)).astype(key), rng.random((4, 5)).astype(key), rng.random((4, 3)).astype(key)
-    want = 0.5 * W - x.T @ g
-    bind(W, x, g, 0.5)()
-    if not np.allclose(W, want, rtol=1e-5):
-        return None
-    # column blocks: rows 1-2 of W from the first 2 rows of x, rows 3-4 from 3 rows
-    want = W.copy()
-    want[1:3] = 0.5 * W[1:3] - x[:2, 1:3].T @ g[:2]
-    want[3:] = 0.5 * W[3:] - x[:3, 3:].T @ g[:3]
-    update = bind(W, x, g, 0.5)
-    update(1, 3, 2)
-    update(3, 5, 3)
-    if not np.allclose(W, want, rtol=1e-5):
-        return None
+    for sample_major in (True, False):
+        g_bound = g if sample_major else np.ascontiguousarray(g.T)
+        want = 0.5 * W - x.T @ g
+        bind(W, x, g_bound, 0.5, sample_major)()
+        if not np.allclose(W, want, rtol=1e-5):
+            return None
+        # column blocks: rows 1-2 of W from the first 2 rows of x, rows 3-4 from 3 rows
+        want = W.copy()
+        want[1:3] = 0.5 * W[1:3] - x[:2, 1:3].T @ g[:2]
+        want[3:] = 0.5 * W[3:] - x[:3, 3:].T @ g[:3]
+        update = bind(W, x, g_bound, 0.5, sample_major)
+        update(1, 3, 2)
+        update(3, 5, 3)
+        if not np.allclose(W, want, rtol=1e-5):
+            return None
 
     def raised(w, x, g):
         w, x, g = (np.array(a, key) for a in (w, x, g))
@@ -190,8 +193,8 @@ def _numpy_cblas(key):
     lib = ctypes.CDLL(path)  # already loaded by numpy: the same library, the same threads
     name = {"f": "sgemm", "d": "dgemm"}[key]
     for symbol in (f"scipy_cblas_{name}64_", f"cblas_{name}64_"):
-        f = getattr(lib, symbol, None)
-        if f is not None:
+        raw = getattr(lib, symbol, None)
+        if raw is not None:
             break
     else:
         return None
@@ -201,12 +204,9 @@ def _numpy_cblas(key):
         {"f": ctypes.c_float, "d": ctypes.c_double}[key],
         ctypes.c_int,
     )
-    f.argtypes = [enum, enum, enum, i64, i64, i64, real, ptr, i64, ptr, i64, real, ptr, i64]
-    f.restype = None
-    # the same function without argtypes, called with ctypes values built once per
-    # workspace (a row count, a column block): a call then converts nothing, half the
-    # cost of one that converts 14 Python numbers (~0.7 us a call less)
-    raw = getattr(ctypes.CDLL(path), symbol)
+    # no argtypes: every call passes ctypes values built once per workspace (a row count,
+    # a column block), so it converts nothing -- half the cost of a call that converts 14
+    # Python numbers (~0.7 us a call less)
     raw.restype = None
     row_major, trans, no_trans = enum(101), enum(112), enum(111)
 
@@ -227,18 +227,20 @@ def _numpy_cblas(key):
 
         return block
 
-    def bind(W, x, g, beta):
+    def bind(W, x, g, beta, sample_major=True):
         n, w = W.shape
         m = x.shape[0]
         size, x0, g0, W0 = x.itemsize, x.ctypes.data, g.ctypes.data, W.ctypes.data
         count = counts(m)
         n_, w_, g_, minus_one, beta_ = i64(n), i64(w), ptr(g0), real(-1.0), real(beta)
+        # g (m, w): x^T @ g; g (w, m): x^T @ g^T
+        g_trans, g_ld = (no_trans, w_) if sample_major else (trans, i64(m))
         # per block: its width, x's and W's first element in it
         block = blocks(lambda lo, hi: (i64(hi - lo), ptr(x0 + int(lo) * size), ptr(W0 + int(lo) * w * size)))
 
         def update(lo=0, hi=n, rows=m):  # W[lo:hi] <- beta W[lo:hi] - x[:rows, lo:hi]^T g[:rows]
             k, x_lo, W_lo = block(lo, hi)
-            raw(row_major, trans, no_trans, k, w_, count(rows), minus_one, x_lo, n_, g_, w_, beta_, W_lo, w_)
+            raw(row_major, trans, g_trans, k, w_, count(rows), minus_one, x_lo, n_, g_, g_ld, beta_, W_lo, w_)
 
         update.arrays = (W, x, g)  # the pointers above stay valid while update lives
         return update
@@ -280,12 +282,13 @@ def _scipy_gemm(key):
 
     gemm = {"f": blas.sgemm, "d": blas.dgemm}[key]
 
-    def bind(W, x, g, beta):
+    def bind(W, x, g, beta, sample_major=True):
         n, m = len(W), x.shape[0]
 
         def update(lo=0, hi=n, rows=m):
             if lo < hi:  # W[lo:hi].T is Fortran-ordered: gemm updates it in place
-                gemm(-1.0, g[:rows].T, x[:rows, lo:hi].T, beta, W[lo:hi].T, 0, 1, 1)
+                gT = g[:rows].T if sample_major else g[:, :rows]
+                gemm(-1.0, gT, x[:rows, lo:hi].T, beta, W[lo:hi].T, 0, 1, 1)
 
         return update
 

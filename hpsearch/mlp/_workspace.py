@@ -27,9 +27,8 @@ if TYPE_CHECKING:
 
 BN_EPS = 1e-5  # added to the batch variance before the square root
 FUSE_MAX_ROWS = 32  # batch size up to which scipy's gemm (the fallback) beats the plain path
-# below this many rows the first layer's product is W_1^T @ x^T (feature-major, then written
-# into the layer by the bias add) unless the BLAS runs x @ W_1 faster there too (see
-# _blas.SAMPLE_MAJOR_AT_ANY_ROWS)
+# from this many rows the first hidden layer is stored sample-major; below, only where the
+# BLAS runs x @ W_1 faster at any size (see Workspace and _blas.SAMPLE_MAJOR_AT_ANY_ROWS)
 SAMPLE_MAJOR_MIN_ROWS = 64
 # the floating-point state training and evaluation passes run under: the first overflow
 # or NaN raises where it happens (see Blowup); underflow to 0 is harmless
@@ -178,15 +177,18 @@ class Workspace:
         def e_t(*shape):  # (width, rows) stored sample-major: the transpose of a C array
             return np.empty(shape[::-1], dt).T
 
+        # The first hidden layer is stored sample-major (its (width, rows) arrays are
+        # transposes of C arrays) where that is faster: its product x @ W_1 takes a fifth
+        # less time than W_1^T @ x^T at batch 100 and 1000 with OpenBLAS's AVX-512 kernels
+        # (level with its AVX2 ones), its weight gradient x^T @ g 4-6 % less than x^T @ g^T,
+        # and the products with the second layer take either form at the same speed. Below
+        # SAMPLE_MAJOR_MIN_ROWS rows the AVX2 kernels run the sample-major forms slower
+        # (a run at batch 10 5 % longer): there the layer is feature-major like the others.
+        self.sample_major = m >= SAMPLE_MAJOR_MIN_ROWS or _blas.sample_major_at_any_rows()
         self.layers = []
         for i, w in enumerate(hidden):
             h = _Hidden()
-            # The first hidden layer is stored sample-major (its (width, rows) arrays are
-            # transposes of C arrays): its product x @ W_1 is the fastest form of it (a
-            # fifth less time than W_1^T @ x^T at batch 100 and 1000 with OpenBLAS's AVX-512
-            # kernels, level with its AVX2 ones), its weight gradient x^T @ g too, and the
-            # products with the second layer take either form at the same speed
-            t = e_t if i == 0 else e
+            t = e_t if i == 0 and self.sample_major else e
             h.u = t(w, m)
             h.aug = t(w + 1, m)
             h.aug[w] = 1.0  # the ones row: the next layer's bias
@@ -213,17 +215,17 @@ class Workspace:
                 if i:  # dWb_i = [a_prev; 1] @ g^T and g_prev = W_i @ g
                     h.grad_dot = self.layers[-1].aug.dot
                     h.back_dot = _back_product(model.W[i], self.layers[-1].g)
-                else:  # dW_1 = x^T @ g^T and db_1 = g @ 1 (x and g sample-major)
+                else:  # dW_1 = x^T @ g^T and db_1 = g @ 1 (x sample-major)
                     self.g1 = h.g
                     h.bias_grad_dot = partial(np.dot, h.g, self.ones)
             self.layers.append(h)
         top = self.layers[-1]
-        self.u1s = self.layers[0].u.T  # the first layer's pre-activations, (rows, width) C-contiguous
-        # or, for small batches where the BLAS runs it faster, the product W_1^T @ x^T into u1f
-        self.u1f = None
-        if m < SAMPLE_MAJOR_MIN_ROWS and not _blas.sample_major_at_any_rows():
-            self.u1f = e(hidden[0], m)
-            self.W1T = self.W1.T
+        # u1s: (rows, width) C-contiguous, where the first layer's products x @ W_1 go: the
+        # layer's own pre-activations when it is stored sample-major, else a buffer the bias
+        # add copies from (column blocks and ``start``; the plain product W_1^T @ x^T writes
+        # the layer itself)
+        self.u1s = self.layers[0].u.T if self.sample_major else e(m, hidden[0])
+        self.W1T = self.W1.T
         self.b1 = model.b[0][:, None]
         self.out_dot = model.Wb[-1].T.dot
         self.out_grad_dot = top.aug.dot
@@ -277,7 +279,7 @@ class Workspace:
         beta = 1.0 - self.wd * self._grad_scale  # weight decay: W <- (1 - lr wd) W - lr dW
         self.fused = (
             kernel,
-            kernel.bind(self.W1, self.x, self.g1.T, beta),
+            kernel.bind(self.W1, self.x, self.g1.T if self.sample_major else self.g1, beta, self.sample_major),
             model.params[n1:],
             model.grads[n1:],
             self.wd_vec[n1:] if self.wd else None,
@@ -327,8 +329,8 @@ class Workspace:
             self.W1,
             self.u1s,
             self.xT,
-            self.W1T if self.u1f is not None else None,
-            self.u1f,
+            self.W1T,
+            self.sample_major,
             self.b1,
             h0.u,
             h0.a,
@@ -448,15 +450,15 @@ class Workspace:
             elif self.start:  # every row is 0 before input ``start``
                 start = self.start
                 _dot(xT.T[:, start:], self.W1[start:], out=self.u1s)
-            elif self.u1f is not None:
-                _dot(self.W1T, xT, out=self.u1f)
-            else:
+            elif self.sample_major:
                 _dot(xT.T, self.W1, out=self.u1s)
+            else:
+                _dot(self.W1T, xT, out=h.u)
             b1 = self.b1
             if self.shift is not None:  # the shifts' share of the bias
                 np.dot(self.shift, self.W1s, out=self.b1_eff[:, 0])
                 b1 = _add(self.b1_eff, b1, out=self.b1_eff)
-            product = self.u1f if reach is None and not self.start and self.u1f is not None else h.u
+            product = h.u if self.sample_major or (reach is None and not self.start) else self.u1s.T
             _add(product, b1, out=h.u)
             prev = xT
             for i, h in enumerate(layers):
@@ -695,7 +697,7 @@ class Workspace:
             u1s,
             xT,
             W1T,
-            u1f,
+            sample_major,
             b1,
             u,
             a,
@@ -730,13 +732,13 @@ class Workspace:
         try:
             if reach is not None:  # block by block, each over the rows it meets (see set_blocks)
                 self._blocked_first_layer(reach)
+                _add(u if sample_major else u1s.T, b1, u)
+            else:
+                if sample_major:
+                    _dot(x, W1, u1s)
+                else:  # small batches (see SAMPLE_MAJOR_MIN_ROWS)
+                    _dot(W1T, xT, u)
                 _add(u, b1, u)
-            elif u1f is None:
-                _dot(x, W1, u1s)
-                _add(u, b1, u)
-            else:  # small batches (see SAMPLE_MAJOR_MIN_ROWS)
-                _dot(W1T, xT, u1f)
-                _add(u1f, b1, u)
             act(u, a, cache)
             for dot, prev, ui, ai, ci, where in forward:  # noqa: B007 (``where`` names the stage for the handler)
                 dot(prev, out=ui)
