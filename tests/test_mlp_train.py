@@ -322,21 +322,21 @@ def test_the_trace_is_what_the_diverging_run_computed(digits, monkeypatch, chang
 @pytest.mark.parametrize("reorder", ["never", "always"])
 @pytest.mark.parametrize("changes", [{}, {"optimizer": "adam", "lr": 0.002}, {"dropout": 0.2}, {"batch_norm": True}])
 def test_both_layouts_of_the_first_hidden_layer_train_the_same_weights(digits, monkeypatch, changes, reorder):
-    # below SAMPLE_MAJOR_MIN_ROWS rows the first hidden layer is stored sample-major only
-    # where the BLAS kernels run its products faster that way: whichever the machine has,
-    # both layouts (with and without column blocks) must train alike
+    # the first hidden layer is stored sample-major only where the BLAS kernels run its
+    # products faster that way: whichever the machine has, both layouts (with and without
+    # column blocks) must train alike
     from hpsearch.mlp import _blas, _workspace
 
     x_train, y_train, x_val, y_val = digits
     config = DEFAULT.replace(dtype="float64", epochs=2, batch_size=16, **changes)
-    assert config.batch_size < _workspace.SAMPLE_MAJOR_MIN_ROWS
     results, plans, plan = [], [], InputOrder.plan
     monkeypatch.setattr(InputOrder, "plan", staticmethod(lambda *a, **k: plans.append(plan(*a, **k)) or plans[-1]))
-    for any_rows in (True, False):
-        monkeypatch.setattr(_blas, "sample_major_at_any_rows", lambda any_rows=any_rows: any_rows)
+    for sample_major in (True, False):
+        monkeypatch.setattr(_blas, "sample_major_first_layer", lambda sample_major=sample_major: sample_major)
         model = MLP(config, 64, 10)
-        assert _workspace.Workspace(model, 16, train=True).sample_major == any_rows
-        assert _workspace.Workspace(model, _workspace.SAMPLE_MAJOR_MIN_ROWS, train=True).sample_major
+        for rows in (16, 512):  # a training batch, an evaluation chunk
+            ws = _workspace.Workspace(model, rows, train=rows == 16)
+            assert ws.sample_major == sample_major == ws.layers[0].u.T.flags.c_contiguous
         results.append(train(config, x_train, y_train, x_val, y_val, reorder=reorder))
     if reorder == "always":
         assert all(p.blocks > 1 for p in plans)

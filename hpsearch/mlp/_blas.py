@@ -14,11 +14,12 @@ from __future__ import annotations
 import numpy as np
 
 FE_ALL = 0xFF  # every exception bit the platform has (fe* functions mask the rest)
-# OpenBLAS kernel families (threadpoolctl's "architecture") whose gemm takes a product with
-# the inputs faster as x @ W than as W^T @ x^T at every batch size: the AVX-512 ones. The
-# AVX2 ones (Haswell, also what Zen runs) take x @ W up to 15 % longer below ~64 rows
-# (level from 100): there the first layer is kept feature-major
-SAMPLE_MAJOR_AT_ANY_ROWS = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
+# OpenBLAS kernel families (threadpoolctl's "architecture") whose gemm takes the first
+# layer's products with the inputs faster sample-major (x @ W, x^T @ g) than feature-major
+# (W^T @ x^T, x^T @ g^T): the AVX-512 ones, a fifth faster at batch 100 and 1000. The AVX2
+# ones (Haswell, also what Zen runs) take them at the same speed from 100 rows and up to
+# 15 % longer at 10: with them, and with any other BLAS, the layer stays feature-major
+SAMPLE_MAJOR_KERNELS = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
 
 
 class UpdateKernel:
@@ -122,10 +123,10 @@ def numpy_openblas() -> dict:
 _NUMPY_OPENBLAS = None
 
 
-def sample_major_at_any_rows() -> bool:
-    """Whether numpy's BLAS runs the first layer's product as ``x @ W_1`` faster than
-    ``W_1^T @ x^T`` at small batches too (see :data:`SAMPLE_MAJOR_AT_ANY_ROWS`)."""
-    return str(numpy_openblas().get("architecture", "")).lower() in SAMPLE_MAJOR_AT_ANY_ROWS
+def sample_major_first_layer() -> bool:
+    """Whether numpy's BLAS runs the first layer's products with the inputs faster
+    sample-major (see :data:`SAMPLE_MAJOR_KERNELS`)."""
+    return str(numpy_openblas().get("architecture", "")).lower() in SAMPLE_MAJOR_KERNELS
 
 
 def update_kernel(dtype) -> UpdateKernel | None:

@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 BN_EPS = 1e-5  # added to the batch variance before the square root
 FUSE_MAX_ROWS = 32  # batch size up to which scipy's gemm (the fallback) beats the plain path
-# from this many rows the first hidden layer is stored sample-major; below, only where the
-# BLAS runs x @ W_1 faster at any size (see Workspace and _blas.SAMPLE_MAJOR_AT_ANY_ROWS)
-SAMPLE_MAJOR_MIN_ROWS = 64
 # the floating-point state training and evaluation passes run under: the first overflow
 # or NaN raises where it happens (see Blowup); underflow to 0 is harmless
 ERRSTATE = dict(over="raise", invalid="raise", divide="raise", under="ignore")
@@ -178,13 +175,13 @@ class Workspace:
             return np.empty(shape[::-1], dt).T
 
         # The first hidden layer is stored sample-major (its (width, rows) arrays are
-        # transposes of C arrays) where that is faster: its product x @ W_1 takes a fifth
-        # less time than W_1^T @ x^T at batch 100 and 1000 with OpenBLAS's AVX-512 kernels
-        # (level with its AVX2 ones), its weight gradient x^T @ g 4-6 % less than x^T @ g^T,
-        # and the products with the second layer take either form at the same speed. Below
-        # SAMPLE_MAJOR_MIN_ROWS rows the AVX2 kernels run the sample-major forms slower
-        # (a run at batch 10 5 % longer): there the layer is feature-major like the others.
-        self.sample_major = m >= SAMPLE_MAJOR_MIN_ROWS or _blas.sample_major_at_any_rows()
+        # transposes of C arrays) where the BLAS runs its products faster that way: with
+        # OpenBLAS's AVX-512 kernels x @ W_1 takes a fifth less time than W_1^T @ x^T at
+        # batch 100 and 1000, x^T @ g 4-6 % less than x^T @ g^T, and the products with the
+        # second layer take either form at the same speed. Its AVX2 kernels run them level
+        # from 100 rows and slower below (a run at batch 10 5 % longer): there, as with any
+        # other BLAS, the layer is feature-major like the others (_blas.SAMPLE_MAJOR_KERNELS).
+        self.sample_major = _blas.sample_major_first_layer()
         self.layers = []
         for i, w in enumerate(hidden):
             h = _Hidden()
@@ -736,7 +733,7 @@ class Workspace:
             else:
                 if sample_major:
                     _dot(x, W1, u1s)
-                else:  # small batches (see SAMPLE_MAJOR_MIN_ROWS)
+                else:  # feature-major (see sample_major)
                     _dot(W1T, xT, u)
                 _add(u, b1, u)
             act(u, a, cache)
