@@ -12,7 +12,10 @@ import numpy as np
 
 
 def _normal(rng, std, shape, dtype, mean=0.0):
-    return (rng.standard_normal(shape) * std + mean).astype(dtype)
+    draws = rng.standard_normal(shape)  # float64; in place, the same operations as draws * std + mean
+    draws *= std
+    draws += mean
+    return draws.astype(dtype, copy=False)
 
 
 def _uniform(rng, limit, shape, dtype):
