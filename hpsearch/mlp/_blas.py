@@ -212,9 +212,16 @@ def _numpy_cblas(key):
     row_major, trans, no_trans = enum(101), enum(112), enum(111)
 
     def counts(m):
-        """``count(r)``: ``r`` (0 <= r <= m) as a ctypes int64, built once."""
-        built = [i64(r) for r in range(m + 1)]
-        return built.__getitem__
+        """``count(r)``: ``r`` (0 <= r <= m) as a ctypes int64, built at its first use."""
+        built = [None] * (m + 1)
+
+        def count(r):
+            found = built[r]
+            if found is None:
+                found = built[r] = i64(r)
+            return found
+
+        return count
 
     def blocks(make):
         """``block(lo, hi)``: ``make(lo, hi)``'s ctypes values, built once per block."""
