@@ -373,11 +373,15 @@ def step_breakdown(batch: int, repeats: int) -> dict:
     else:
         layer1_grad = lambda: ws.xT.dot(ws.g1.T, out=model.dW[0])  # noqa: E731
         update = lambda: opt.update(model.params, model.grads)  # noqa: E731
+    if ws.sample_major:  # the first layer's product in the form the trainer takes it (see Workspace)
+        first_product = lambda: np.dot(ws.x, ws.W1, out=ws.u1s)  # noqa: E731
+    else:
+        first_product = lambda: np.dot(ws.W1T, ws.xT, out=h1.u)  # noqa: E731
     with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
         ws.train_step(opt)
         parts = {
             "step": us(lambda: ws.train_step(opt)),
-            "layer-1 GEMMs": us(lambda: (np.dot(ws.x, ws.W1, out=ws.u1s), layer1_grad())),
+            "layer-1 GEMMs": us(lambda: (first_product(), layer1_grad())),
             "other GEMMs": us(
                 lambda: (
                     h2.forward_dot(h1.aug, out=h2.u),
