@@ -218,10 +218,10 @@ class Workspace:
             self.layers.append(h)
         top = self.layers[-1]
         # u1s: (rows, width) C-contiguous, where the first layer's products x @ W_1 go: the
-        # layer's own pre-activations when it is stored sample-major, else a buffer the bias
-        # add copies from (column blocks and ``start``; the plain product W_1^T @ x^T writes
-        # the layer itself)
-        self.u1s = self.layers[0].u.T if self.sample_major else e(m, hidden[0])
+        # layer's own pre-activations when it is stored sample-major; feature-major, the
+        # products W_1^T @ x^T write the layer itself and only the column blocks need u1s
+        # (a buffer the bias add copies from, made by set_blocks)
+        self.u1s = self.layers[0].u.T if self.sample_major else None
         self.W1T = self.W1.T
         self.b1 = model.b[0][:, None]
         self.out_dot = model.Wb[-1].T.dot
@@ -370,6 +370,10 @@ class Workspace:
         self.ends = np.array(self.cuts[1:])
         self.row_first = row_first
         self.reach = None
+        if self.u1s is None:
+            self.u1s = np.empty((self.rows, self.W1.shape[1]), self.dtype)
+            if self._fast is not None:  # the fast step's views include u1s
+                self._fast = self._fast_plan(self._fast[0])
         kernel = _blas.update_kernel(self.dtype)
         if kernel is not None and kernel.product is not None:
             self.block_product = kernel.product(self.x, self.W1, self.u1s)
@@ -444,18 +448,17 @@ class Workspace:
             reach = self.reach
             if reach is not None:  # block by block, each over the rows it meets (self.x)
                 self._blocked_first_layer(reach)
-            elif self.start:  # every row is 0 before input ``start``
-                start = self.start
-                _dot(xT.T[:, start:], self.W1[start:], out=self.u1s)
             elif self.sample_major:
-                _dot(xT.T, self.W1, out=self.u1s)
+                start = self.start  # every row is 0 before input ``start``
+                _dot(xT.T[:, start:], self.W1[start:], out=self.u1s)
             else:
-                _dot(self.W1T, xT, out=h.u)
+                start = self.start
+                _dot(self.W1T[:, start:], xT[start:], out=h.u)
             b1 = self.b1
             if self.shift is not None:  # the shifts' share of the bias
                 np.dot(self.shift, self.W1s, out=self.b1_eff[:, 0])
                 b1 = _add(self.b1_eff, b1, out=self.b1_eff)
-            product = h.u if self.sample_major or (reach is None and not self.start) else self.u1s.T
+            product = h.u if self.sample_major or reach is None else self.u1s.T
             _add(product, b1, out=h.u)
             prev = xT
             for i, h in enumerate(layers):
