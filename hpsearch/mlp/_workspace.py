@@ -7,9 +7,10 @@ layer's output is a ``(width + 1, rows)`` array whose last row is ones, so the n
 layer's bias is part of its matrix product and the bias gradient part of the
 weight-gradient product, and the reductions over classes run along contiguous rows.
 The input batch is row-major (rows gathered from the training set) and the first
-layer adds its bias itself; the first hidden layer's arrays are stored sample-major
-(transposes of C arrays) because its products with the inputs, ``x @ W_1`` and
-``x^T @ g``, run fastest in that form (see the layer loop in :class:`Workspace`).
+layer adds its bias itself; with BLAS kernels that run its products with the inputs,
+``x @ W_1`` and ``x^T @ g``, fastest that way (OpenBLAS's AVX-512 ones), the first
+hidden layer's arrays are stored sample-major, as transposes of C arrays (see the
+layer loop in :class:`Workspace`).
 A shorter last batch uses :meth:`Workspace.resized` (cached).
 """
 
