@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,6 +17,8 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from fixtures import processes
+from fixtures.processes import hpsearch
 
 from hpsearch import cli
 from hpsearch.study import is_duplicate, is_interrupted, slot_of
@@ -25,46 +26,9 @@ from hpsearch.study import storage as stores
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
-
-SPACE = """
-[study]
-name = "{name}"
-dataset = "digits"
-epochs = {epochs}
-trials = {trials}
-seed = 3
-test_top = {test_top}
-
-[params]
-hidden      = [ {{ int = [16, 48] }}, 32 ]
-lr          = {{ log_uniform = [0.01, 0.3] }}
-batch_size  = {batch}
-activation  = "leaky_relu"
-alpha       = {{ uniform = [0.0, 0.3] }}
-normalizer  = "min_max"
-"""
-
 
 def write_space(tmp_path, name="f", epochs=3, trials=8, test_top=0, batch=20):
-    path = tmp_path / f"{name}.toml"
-    path.write_text(
-        textwrap.dedent(SPACE.format(name=name, epochs=epochs, trials=trials, test_top=test_top, batch=batch))
-    )
-    return path
-
-
-def hpsearch(*argv, cwd=None, preexec_fn=None, env=None):
-    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.Popen(
-        [sys.executable, "-m", "hpsearch", *map(str, argv)],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=preexec_fn,
-    )
+    return processes.write_space(tmp_path, name, epochs=epochs, trials=trials, seed=3, batch=batch, test_top=test_top)
 
 
 def finish(proc, timeout=300):

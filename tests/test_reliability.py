@@ -6,8 +6,6 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
-import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -15,46 +13,14 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from fixtures import processes
+from fixtures.processes import hpsearch
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
-
-SPACE = """
-[study]
-name = "{name}"
-dataset = "digits"
-epochs = {epochs}
-trials = {trials}
-seed = 0
-test_top = 0
-
-[params]
-hidden      = [ {{ int = [16, 48] }}, 32 ]
-lr          = {{ log_uniform = [0.01, 0.3] }}
-batch_size  = 10
-activation  = "leaky_relu"
-alpha       = {{ uniform = [0.0, 0.3] }}
-normalizer  = "min_max"
-"""
-
 
 def write_space(tmp_path, name="rel", epochs=6, trials=10):
-    path = tmp_path / f"{name}.toml"
-    path.write_text(textwrap.dedent(SPACE.format(name=name, epochs=epochs, trials=trials)))
-    return path
-
-
-def hpsearch(*argv, **kw):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "hpsearch", *map(str, argv)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kw,
-    )
+    return processes.write_space(tmp_path, name, epochs=epochs, trials=trials, seed=0, batch=10)
 
 
 def journal_study(results_dir: Path, name: str) -> optuna.Study:
