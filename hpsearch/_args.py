@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 
 
-def whole(option: str, minimum: int):
-    """A whole number >= ``minimum``."""
-    rule = "at least 1" if minimum == 1 else f"{minimum} or more" if minimum == 0 else f"at least {minimum}"
+def whole(option: str, minimum: int, maximum: int | None = None, what: str = "a whole number"):
+    """A whole number >= ``minimum`` (and <= ``maximum`` when given); ``what`` names it in
+    the message for text that is no number at all."""
+    if maximum is not None:
+        rule = f"between {minimum} and {maximum}"
+    else:
+        rule = "at least 1" if minimum == 1 else f"{minimum} or more" if minimum == 0 else f"at least {minimum}"
 
     def parse(text):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{option} must be a whole number, got {text!r}") from None
-        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{option} must be {what}, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(f"{option} must be {rule}, got {value}")
         return value
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hpsearch._args import add_results_dir
+from hpsearch._args import add_results_dir, whole
 from hpsearch.analysis._binning import NOT_SAMPLED, Binning, make_binning, num
 from hpsearch.analysis._boundary import (
     EDGE_P,
@@ -654,7 +654,7 @@ def add_arguments(p) -> None:
     )
     p.add_argument(
         "--bins",
-        type=_bins,
+        type=whole("--bins", 2, 50),
         default=5,
         metavar="N",
         help="bins per numeric parameter: log-spaced for log-scaled ones, equal width for the others; "
@@ -693,18 +693,6 @@ def add_arguments(p) -> None:
         default="text",
         help="text for people, or json: the whole analysis for programs (default: text)",
     )
-
-
-def _bins(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--bins must be a whole number, got {text!r}") from None
-    if not 2 <= value <= 50:
-        raise argparse.ArgumentTypeError(f"--bins must be between 2 and 50, got {value}")
-    return value
 
 
 def _split(text: str) -> list[str]:

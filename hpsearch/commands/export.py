@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hpsearch._args import add_results_dir
+from hpsearch._args import add_results_dir, whole
 
 HELP = "save a trial's trained model (best epoch, normalizer included) as one .npz file"
 DESCRIPTION = (
@@ -15,24 +15,12 @@ DESCRIPTION = (
 )
 
 
-def _trial(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--trial must be a trial number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--trial must be at least 0, got {value}")
-    return value
-
-
 def add_arguments(p) -> None:
     add_results_dir(p)
     p.add_argument(
         "--trial",
         "-t",
-        type=_trial,
+        type=whole("--trial", 0, what="a trial number"),
         default=None,
         metavar="N",
         help="the trial number (default: the best completed trial)",
