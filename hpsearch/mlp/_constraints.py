@@ -24,11 +24,23 @@ from hpsearch._registry import lookup
 from hpsearch.errors import HPSearchError
 
 
-def _num(x) -> str:
-    """A bound as a person writes it: 0, 1, 0.5 (not 0.0 or 1.0)."""
+def number_text(x) -> str:
+    """A number as a person writes it: 0.005, 1e-05, 10 (not 10.0)."""
     if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
         return str(int(x))
     return repr(x) if isinstance(x, float) else str(x)
+
+
+def bounds_text(low, high, low_open: bool, high_open: bool) -> str:
+    """``"in [0, 1)"``, ``"> 0"``, ``">= 1"``, ... or ``""`` without bounds."""
+    if low is not None and high is not None:
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        return f"in {left}{number_text(low)}, {number_text(high)}{right}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {number_text(low)}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {number_text(high)}"
+    return ""
 
 
 def is_int(value) -> bool:
@@ -73,14 +85,7 @@ class Interval(Constraint):
 
     def bounds(self) -> str:
         """``"in [0, 1)"``, ``"> 0"``, ``">= 1"``, ... or ``""`` without bounds."""
-        if self.low is not None and self.high is not None:
-            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"in {left}{_num(self.low)}, {_num(self.high)}{right}"
-        if self.low is not None:
-            return f"{'>' if self.low_open else '>='} {_num(self.low)}"
-        if self.high is not None:
-            return f"{'<' if self.high_open else '<='} {_num(self.high)}"
-        return ""
+        return bounds_text(self.low, self.high, self.low_open, self.high_open)
 
     def describe(self) -> str:
         what = "an integer" if self.kind == "int" else "a finite number"

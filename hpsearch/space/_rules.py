@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from hpsearch._registry import did_you_mean, lookup
 from hpsearch.errors import HPSearchError
+from hpsearch.mlp._constraints import bounds_text
+from hpsearch.mlp._constraints import number_text as _num
 from hpsearch.vocabulary import DATA_KEYS
 
 DISTRIBUTIONS = ("uniform", "log_uniform", "int", "log_int", "choice")
@@ -34,13 +36,6 @@ def _same(a, b) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     return a == b
-
-
-def _num(x) -> str:
-    """A number as a person would write it: 0.005, 1e-05, 10 (not 10.0)."""
-    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
-        return str(int(x))
-    return repr(x) if isinstance(x, float) else str(x)
 
 
 def _word(value) -> str:
@@ -70,12 +65,7 @@ class _Rule:
     registry: Callable[[], Mapping] | None = None
 
     def bounds(self) -> str:
-        if self.low is not None and self.high is not None:
-            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"in {left}{_num(self.low)}, {_num(self.high)}{right}"
-        if self.low is not None:
-            return f"{'>' if self.low_open else '>='} {_num(self.low)}"
-        return f"{'<' if self.high_open else '<='} {_num(self.high)}"
+        return bounds_text(self.low, self.high, self.low_open, self.high_open)
 
     def problem(self, value, label: str = "") -> str | None:
         """``None`` if ``value`` fits, else ``"must be ..., got ..."``."""
