@@ -13,6 +13,8 @@ from hpsearch.mlp._train import METRICS as _CORE_METRICS
 #: metric → the Optuna direction that ranks it (the MLP core says which metrics it computes)
 METRICS: dict[str, str] = {m: ("maximize" if how == "max" else "minimize") for m, how in _CORE_METRICS.items()}
 SAMPLERS = ("random", "tpe", "qmc")
+# the largest seed: numpy's legacy RandomState and scikit-learn's random_state take 0 to 2**32 - 1
+SEED_MAX = 2**32 - 1
 PRUNERS = ("none", "median", "hyperband")
 
 #: keys of a configuration that belong to the data pipeline rather than to the MLP, with defaults

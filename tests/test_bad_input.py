@@ -89,6 +89,10 @@ SPACE_CASES = {
     "epochs 0": (edit(study="epochs = 0").replace("epochs = 1\n", ""), "epochs"),
     "unknown metric": (edit(study='metric = "accuracy"'), "metric"),
     "unknown sampler": (edit(study='sampler = "grid"'), "sampler"),
+    "seed beyond what numpy and scikit-learn take": (
+        edit(study="seed = 4294967296").replace("seed = 0\n", ""),
+        "study.seed: must be in [0, 4294967295], got 4294967296",
+    ),
     "batch larger than the training set": (edit("batch_size = 50", "batch_size = 5000"), "batch_size"),
     "wrong type": (edit("batch_size = 50", 'batch_size = "fifty"'), "params.batch_size"),
 }
@@ -196,6 +200,8 @@ OPTION_CASES = {
     "--jobs 0": (["--jobs", "0"], "--jobs must be at least 1, got 0"),
     "unknown option": (["--trails", "5"], "--trails"),
     "unknown sampler option": (["--sampler", "grid"], "grid"),
+    "--seed negative": (["--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
+    "--seed too large": (["--seed", "4294967296"], "--seed must be between 0 and 4294967295, got 4294967296"),
 }
 
 
@@ -206,6 +212,20 @@ def test_bad_options_get_one_line_and_exit_code_2(existing, capsys, case):
     code = cli.main(["run", str(existing / "base.toml"), "--out", str(existing / "out"), *argv])
     expect_one_line(capsys, code, message)
     assert snapshot(existing / "out") == before
+
+
+@pytest.mark.parametrize("command", ["check", "edge"])
+def test_a_seed_out_of_range_for_check_and_edge_is_one_line(existing, capsys, command):
+    code = cli.main([command, str(existing / "base.toml"), "--seed", "-5"])
+    expect_one_line(capsys, code, "--seed must be between 0 and 4294967295, got -5")
+
+
+def test_a_library_seed_out_of_range_is_refused_before_anything_is_written(existing, tmp_path):
+    import hpsearch
+
+    with pytest.raises(hpsearch.HPSearchError, match=r"--seed must be in \[0, 4294967295\], got -3"):
+        hpsearch.run(existing / "base.toml", trials=2, seed=-3, out=tmp_path / "lib")
+    assert not (tmp_path / "lib").exists()
 
 
 def test_a_results_directory_of_a_different_space_is_refused_with_how_to_start_fresh(existing, tmp_path, capsys):

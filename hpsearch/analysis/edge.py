@@ -27,11 +27,11 @@ import numpy as np
 
 from hpsearch import data as datasets
 from hpsearch._args import whole
-from hpsearch.errors import HPSearchError
 from hpsearch.mlp import MLPConfig, lr_edge
 from hpsearch.mlp._edge import PROBE, STEPS
 from hpsearch.space import load_space
 from hpsearch.study import objective
+from hpsearch.vocabulary import SEED_MAX
 
 SAMPLES = 12
 SPREAD = (10, 90)  # percentiles of the per-configuration edges shown as the spread
@@ -52,7 +52,10 @@ def add_arguments(p) -> None:
         help=f"configurations sampled from the space (default: {SAMPLES})",
     )
     p.add_argument(
-        "--seed", type=int, default=None, help="seed of the samples and measurements (default: [study] seed)"
+        "--seed",
+        type=whole("--seed", 0, SEED_MAX),
+        default=None,
+        help="seed of the samples and measurements (default: [study] seed)",
     )
     p.add_argument(
         "--steps", type=whole("--steps", 1), default=STEPS, help=f"optimizer steps of each short run (default: {STEPS})"
@@ -72,8 +75,6 @@ def main(args) -> int:
     space = load_space(args.space)
     settings = space.study
     seed = settings.seed if args.seed is None else args.seed
-    if seed < 0:
-        raise HPSearchError(f"--seed must be 0 or more, got {seed}")
     spec = args.dataset or settings.dataset
     # a path written in the file is relative to the file; one given on the command line, to the cwd
     root = None if args.dataset else Path(space.source).parent

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hpsearch._args import whole
+from hpsearch.vocabulary import SEED_MAX
+
 HELP = "validate a space file and show a few sampled configurations"
 DESCRIPTION = (
     "Check a search-space file without running anything: every rule of every key, then the parsed "
@@ -13,8 +16,10 @@ DESCRIPTION = (
 
 def add_arguments(check) -> None:
     check.add_argument("space", type=Path, help="search-space TOML file")
-    check.add_argument("--sample", type=int, default=3, metavar="N", help="configurations to sample (default: 3)")
-    check.add_argument("--seed", type=int, default=0, help="seed of the samples (default: 0)")
+    check.add_argument(
+        "--sample", type=whole("--sample", 0), default=3, metavar="N", help="configurations to sample (default: 3)"
+    )
+    check.add_argument("--seed", type=whole("--seed", 0, SEED_MAX), default=0, help="seed of the samples (default: 0)")
 
 
 def main(args) -> int:

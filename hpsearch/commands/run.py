@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from hpsearch._args import add_workers, whole
-from hpsearch.vocabulary import PRUNERS, RESULT_FILES, SAMPLERS
+from hpsearch.vocabulary import PRUNERS, RESULT_FILES, SAMPLERS, SEED_MAX
 
 HELP = "run a search: N trials of a space file, in parallel"
 DESCRIPTION = (
@@ -26,7 +26,9 @@ def add_arguments(run) -> None:
         help="total trials of the study (default: [study] trials in the file)",
     )
     add_workers(run)
-    run.add_argument("--seed", type=int, default=None, help="study seed (default: [study] seed)")
+    run.add_argument(
+        "--seed", type=whole("--seed", 0, SEED_MAX), default=None, help="study seed (default: [study] seed)"
+    )
     run.add_argument(
         "--dataset", default=None, help="data set: digits, mnist:DIR, npz:FILE, csv:FILE (default: [study] dataset)"
     )

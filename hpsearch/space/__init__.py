@@ -26,7 +26,7 @@ path, the rule and what was found.
 """
 
 from hpsearch.space._rules import DATA_PARAMS, DISTRIBUTIONS
-from hpsearch.space._settings import StudySettings
+from hpsearch.space._settings import StudySettings, with_overrides
 from hpsearch.space._space import Space, load_space, parse_space
 from hpsearch.vocabulary import METRICS, PRUNERS, SAMPLERS
 
@@ -38,6 +38,7 @@ __all__ = [
     "SAMPLERS",
     "Space",
     "StudySettings",
+    "with_overrides",
     "load_space",
     "parse_space",
 ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from hpsearch.errors import SpaceError
+from hpsearch.errors import HPSearchError, SpaceError
 from hpsearch.space._rules import _AT_LEAST_ONE, _Rule, suggest
-from hpsearch.vocabulary import METRICS, PRUNERS, SAMPLERS, clip, study_name_problem
+from hpsearch.vocabulary import METRICS, PRUNERS, SAMPLERS, SEED_MAX, clip, study_name_problem
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,31 @@ _STUDY_RULES: dict[str, _Rule] = {
     "epochs": _AT_LEAST_ONE,
     "metric": _Rule("name", family="metric", registry=lambda: METRICS),
     "trials": _AT_LEAST_ONE,
-    "seed": _Rule("int", low=0),
+    "seed": _Rule("int", low=0, high=SEED_MAX, high_open=False),
     "sampler": _Rule("name", family="sampler", registry=lambda: dict.fromkeys(SAMPLERS)),
     "pruner": _Rule("name", family="pruner", registry=lambda: dict.fromkeys(PRUNERS)),
     "test_top": _Rule("int", low=0),
     "patience": _Rule("int", low=0),
 }
+
+
+def with_overrides(settings: StudySettings, overrides: dict) -> StudySettings:
+    """``settings`` with the given values (``None``: keep the file's) put in, each checked by
+    the rule its key has in the file (``--seed -1`` is refused like ``seed = -1``); a
+    problem is an :class:`HPSearchError` naming the option. ``name`` and ``dataset`` are
+    the caller's to check."""
+    values = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        rule = _STUDY_RULES.get(key)
+        if rule is not None:
+            problem = rule.problem(value)
+            if problem:
+                raise HPSearchError(f"--{key.replace('_', '-')} {problem}")
+            value = rule.coerce(value)
+        values[key] = value
+    return dataclasses.replace(settings, **values)
 
 
 def _parse_study(table, default_name: str) -> StudySettings:

@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 from hpsearch import __version__, results
 from hpsearch import data as datasets
 from hpsearch.errors import HPSearchError, Interrupted, ResultsError, StorageError
-from hpsearch.space import Space, parse_space
+from hpsearch.space import Space, parse_space, with_overrides
 from hpsearch.study import _optuna, objective
 from hpsearch.study import storage as stores
 from hpsearch.study import supervisor as sup_
@@ -233,7 +233,7 @@ def setup_run(space: Space, overrides: dict, *, out: Path, storage_url: str | No
     """
     if overrides.get("name") is not None:
         _check_name(overrides["name"], "--name")
-    settings = dataclasses.replace(space.study, **{k: v for k, v in overrides.items() if v is not None})
+    settings = with_overrides(space.study, overrides)
     if n_trials < 1:
         raise HPSearchError(f"--trials must be at least 1, got {n_trials}")
     results_dir = Path(out) / settings.name
