@@ -85,7 +85,7 @@ BAD = [
         "starting with a letter or digit, at most 100 characters; got '../x'",
     ),
     (S + "name = 5\n", "study.name: must be a non-empty string, got 5"),
-    (S + "seed = -1\n", "study.seed: must be >= 0, got -1"),
+    (S + "seed = -1\n", "study.seed: must be in [0, 4294967295], got -1"),
     # unknown names and wrong types
     (P + 'activaton = "relu"\n', "params.activaton: unknown parameter; did you mean 'activation'?"),
     (P + 'lr = "fast"\n', "params.lr: must be a number, got 'fast'"),
